@@ -315,7 +315,7 @@ class FindingsReporter:
             extras.json(d, name=f"finding {d['check_id']} ({d['verdict']})") for d in dicts]
 
     def pytest_report_teststatus(self, report: pytest.TestReport, config: pytest.Config):
-        if report.failed and (VERDICT_PROPERTY, Verdict.INCONCLUSIVE.value) in report.user_properties:
+        if report.failed and (VERDICT_PROPERTY, Verdict.INCONCLUSIVE.value) in getattr(report, "user_properties", ()):
             return "inconclusive", "I", ("INCONCLUSIVE", {"yellow": True})
         return None
 

@@ -7,14 +7,13 @@ nothing imported that talks to a cluster. With it and no test paths given, the s
 from __future__ import annotations
 
 import importlib
-from pathlib import Path
 
 import pytest
 
 from . import hooks
+from .resources import suites_dir
 from .settings import MODES, OPTIONS, OPTIONS_BY_NAME, Settings
 
-SUITES_DIR = Path(__file__).resolve().parent / "suites"
 MARKERS = (
     "kready_mode(mode): the least run mode a check needs: readonly, standard (default) or disruptive",
     "kready_needs(capability, ...): provider capabilities a check needs (ephemeral, control-plane-exec, etcd, "
@@ -65,7 +64,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(fixtures, "kready-fixtures")
     config.pluginmanager.register(FindingsReporter(config, settings.json_path, ks.meta), "kready-findings")
     if config.args_source != pytest.Config.ArgsSource.ARGS:
-        config.args = [str(SUITES_DIR)]  # no test paths given: run the shipped suites
+        config.args = [str(suites_dir())]  # no test paths given: run the shipped suites
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -100,8 +99,8 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
 
     settings = session_of(config).settings
     lines = [f"kready: {settings.describe()}"]
-    if config.args == [str(SUITES_DIR)]:
-        lines.append(f"kready: shipped suites from {SUITES_DIR}")
+    if config.args == [str(suites_dir())]:
+        lines.append(f"kready: shipped suites from {suites_dir()}")
     return lines
 
 

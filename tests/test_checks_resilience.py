@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from pathlib import Path
 
 import pytest
 
@@ -21,6 +20,7 @@ from pytest_kready.checks import resilience_rollout as rollout
 from pytest_kready.checks import resilience_storage as storage
 from pytest_kready.findings import Verdict
 from pytest_kready.providers.base import EtcdEndpoint
+from pytest_kready.resources import suites_dir
 
 # --- load ----------------------------------------------------------------------------------------------
 
@@ -466,7 +466,7 @@ def test_bad_options_are_usage_errors(pytester, arg, message):
 
 
 def test_suites_declare_their_check_ids_and_modes(pytester):
-    suites = Path(pytest_kready.fixtures.__file__).resolve().parent / "suites"
+    suites = suites_dir()
     result = pytester.runpytest("--kready", "--collect-only", "-q", "-p", "no:cacheprovider",
                                 *(str(suites / f) for f in ("test_rollout.py", "test_disruption.py",
                                                             "test_storage.py", "test_etcd.py")))

@@ -193,7 +193,7 @@ def test_kready_collects_shipped_suites_without_a_cluster(pytester, monkeypatch)
     assert "kready: shipped suites from" not in result.stdout.str()  # -q: no header
     header = pytester.runpytest_subprocess("--kready", "--collect-only", "-p", "no:cacheprovider")
     header.stdout.fnmatch_lines(["kready: provider=auto mode=standard profile=baseline keep=none run-id=*",
-                                 "kready: shipped suites from */pytest_kready/suites"])
+                                 "kready: shipped suites from */suites"])
 
 
 def test_kready_with_explicit_paths_runs_only_those(pytester):

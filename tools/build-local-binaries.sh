@@ -18,7 +18,7 @@ K8S_VERSION=${K8S_VERSION:-v1.36.2}
 STAGING_VERSION=v0.${K8S_VERSION#v1.}
 ETCD_VERSION=${ETCD_VERSION:-v3.6.8}
 COREDNS_VERSION=${COREDNS_VERSION:-v1.12.4}
-GO_VERSION=${GO_VERSION:-1.26.4}          # the Kubernetes release's .go-version
+GO_VERSION=$(go env GOVERSION)   # the machine's Go (same minor as the release's .go-version, 1.26.4)
 PAUSE_TAG=${PAUSE_TAG:-3.10.2}
 AGNHOST_TAG=${AGNHOST_TAG:-2.63.0}
 LPP_VERSION=${LPP_VERSION:-v0.0.30}       # github.com/rancher/local-path-provisioner
@@ -32,13 +32,13 @@ OUT=$CACHE/local/k8s-$K8S_VERSION
 BIN=$OUT/bin
 WORK=$CACHE/build
 mkdir -p "$BIN" "$WORK"
-export GOTOOLCHAIN=go$GO_VERSION GOFLAGS=-buildvcs=false CGO_ENABLED=0
+export GOTOOLCHAIN=local GOFLAGS=-buildvcs=false CGO_ENABLED=0
 
 log() { printf '[build] %s\n' "$*" >&2; }
 die() { printf '[build] error: %s\n' "$*" >&2; exit 1; }
 TOOLS=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
-k8s_cmds=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl)
+k8s_cmds=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl kubeadm)
 missing=()
 for c in "${k8s_cmds[@]}" agnhost etcd etcdctl etcdutl; do [ -x "$BIN/$c" ] || missing+=("$c"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -67,6 +67,7 @@ import (
 	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
 	_ "k8s.io/kubernetes/cmd/kube-proxy"
 	_ "k8s.io/kubernetes/cmd/kube-scheduler"
+	_ "k8s.io/kubernetes/cmd/kubeadm"
 	_ "k8s.io/kubernetes/cmd/kubectl"
 	_ "k8s.io/kubernetes/cmd/kubelet"
 	_ "k8s.io/kubernetes/test/images/agnhost"

@@ -13,10 +13,10 @@ from __future__ import annotations
 import copy
 import dataclasses
 import re
-from pathlib import Path
 from typing import Any
 
 from ..findings import Verdict
+from ..resources import profile_file
 from . import references as ref
 from .admission import (DRY_RUN_UNSUPPORTED, INVALID, NAMESPACE_GONE, NO_PERMISSION, Attempt, CrossCheck,
                         compliant_container, probe_name)
@@ -398,7 +398,7 @@ def _cross_checked(verdict: Verdict, why: str, cross: CrossCheck | None) -> tupl
 
 # --- remediation ---------------------------------------------------------------------------------------------
 
-_REFERENCE_NAMESPACE = Path(__file__).resolve().parent.parent / "profiles" / "hardened" / "namespace" / "namespace.yaml"
+_REFERENCE_NAMESPACE = profile_file("hardened", "namespace", "namespace.yaml")
 
 
 def namespace_remediation(namespace: str, level: str) -> str:

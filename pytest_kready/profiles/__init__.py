@@ -15,7 +15,8 @@ from pathlib import Path
 
 import yaml
 
-PROFILES_DIR = Path(__file__).resolve().parent
+from ..resources import profiles_dir
+
 NAMES = ("baseline", "hardened")
 KEY_PLACEHOLDER = "__KREADY_ENCRYPTION_KEY__"
 
@@ -49,7 +50,7 @@ class Profile:
 def load_profile(name: str) -> Profile:
     if name not in NAMES:
         raise ValueError(f"unknown profile {name!r}; choose one of {', '.join(NAMES)}")
-    directory = PROFILES_DIR / name
+    directory = profiles_dir() / name
     spec = yaml.safe_load((directory / "profile.yaml").read_text())
     api = spec.get("apiserver") or {}
     return Profile(

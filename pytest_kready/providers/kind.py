@@ -24,12 +24,12 @@ import yaml
 
 from .. import labels
 from ..errors import ProviderError
+from ..resources import kind_config
 from ..settings import cache_dir
 from ..waits import WaitTimeout, wait_for
 from . import container_engine
 from .base import AUDIT_LOG, ETCD_RESTORE_FLAGS, Capabilities, ClusterAccess, EtcdEndpoint
 
-KIND_CONFIGS = Path(__file__).resolve().parent.parent / "kind-configs"
 PROFILE_DIR_PLACEHOLDER = "__KREADY_PROFILE_DIR__"
 NODE_CONF_DIR = "/etc/kubernetes/kready"  # where the profile's API server files are mounted on the node
 NODE_LOG_DIR = "/var/log/kubernetes"  # the API server's audit log directory (a hostPath on the node)
@@ -119,7 +119,7 @@ class KindProvider:
         if self.settings.cluster_config is not None:
             template = Path(self.settings.cluster_config).read_text()
         else:
-            template = (KIND_CONFIGS / f"{self.settings.profile}.yaml").read_text()
+            template = kind_config(self.settings.profile).read_text()
         profile_dir = self.state / "profile"
         if PROFILE_DIR_PLACEHOLDER in template:
             from ..profiles import load_profile

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from pytest_kready.client import apply, load_manifests, new_api_client
-from pytest_kready.plugin import SUITES_DIR
+from pytest_kready.resources import suites_dir
 from pytest_kready.profiles import load_profile
 from pytest_kready.providers.base import ClusterAccess
 from pytest_kready.reachability.model import pod_manifest, service_manifest
@@ -21,7 +21,7 @@ from pytest_kready.settings import DEFAULT_IMAGE
 
 pytestmark = pytest.mark.integration
 
-SUITE = str(SUITES_DIR / "test_network.py")
+SUITE = str(suites_dir() / "test_network.py")
 CHECKS = ("network.enforcement", "network.cross-namespace", "network.default-deny", "network.dns", "network.egress")
 TEST_LABELS = {"app.kubernetes.io/managed-by": "kready-tests"}
 

@@ -27,7 +27,6 @@ from kubernetes.utils import create_from_dict
 # imported here, before pytester snapshots sys.modules: a module first imported inside a pytester test is dropped
 # afterwards and imported again later, and cryptography's classes then stop matching ("curve must be an
 # EllipticCurve instance" when the slot-3 cluster writes its certificates)
-import pytest_kready
 from pytest_kready import client as kclient
 from pytest_kready.checks import resilience_etcd as etcd
 from pytest_kready.checks import resilience_rollout as rollout
@@ -37,12 +36,13 @@ from pytest_kready.local.cluster import LocalCluster
 from pytest_kready.local.layout import Layout
 from pytest_kready.providers.base import ClusterAccess
 from pytest_kready.providers.local import LocalControlPlane
+from pytest_kready.resources import suites_dir
 
 from .kube import AGNHOST, until
 
 pytestmark = pytest.mark.integration
 
-SUITES_DIR = Path(pytest_kready.__file__).resolve().parent / "suites"
+SUITES_DIR = suites_dir()
 SLOT = {"baseline": "0", "hardened": "1"}
 OWN_SLOT = 3  # the disruptive tests' own cluster
 

@@ -10,23 +10,22 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from pathlib import Path
 
 import pytest
 import yaml
 from kubernetes import client
 from kubernetes.dynamic import DynamicClient
 
-import pytest_kready
 from pytest_kready.checks import podsec
 from pytest_kready.local.cli import default_bin_dir
+from pytest_kready.resources import profile_file, suites_dir
 
 pytestmark = pytest.mark.integration
 
-SUITES_DIR = Path(pytest_kready.__file__).resolve().parent / "suites"
+SUITES_DIR = suites_dir()
 SUITES = [str(SUITES_DIR / f) for f in ("test_pod_security.py", "test_rbac.py", "test_admission.py",
                                         "test_control_plane_secrets.py")]
-REFERENCE_NS = Path(pytest_kready.__file__).resolve().parent / "profiles" / "hardened" / "namespace"
+REFERENCE_NS = profile_file("hardened", "namespace")
 SLOT = {"baseline": "0", "hardened": "1"}
 RUN_ID = "kready.dev/run-id"
 # resolved at collection, with the real HOME (pytester gives each test, and its subprocess, a HOME of its own)

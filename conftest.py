@@ -1,15 +1,19 @@
-"""The project's own tests. Integration tests run on a real local cluster that this session starts (and stops)
-with the `local` provider's LocalCluster; they never skip: a missing prerequisite is an error."""
+"""What the project's own tests share (pytester, the integration clusters, the installed wheel). Integration
+tests run on a real local cluster that this session starts (and stops) with the `local` provider's
+LocalCluster; they never skip: a missing prerequisite is an error.
+
+This file sits at the top of the repository, so it is also loaded when the shipped suites are collected from a
+checkout: it defines fixtures and a marker only, and reorders only the items under ``tests/``, so the suites
+behave exactly as from an installed wheel (tests/test_plugin_packaging.py shows it)."""
 
 from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-
-pytest_plugins = ["pytester"]
 
 
 def _compute_bin_dir() -> Path:
@@ -94,8 +98,14 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "local_profile(name): the local cluster profile a test needs (default baseline)")
 
 
+TESTS_DIR = Path(__file__).resolve().parent / "tests"
+
+
 def pytest_collection_modifyitems(config, items):
-    # baseline tests, then hardened ones, then the teardown check; order within each group is kept
+    # the project's tests only: baseline tests, then hardened ones, then the teardown check (order kept within)
+    ours = [item for item in items if TESTS_DIR in Path(str(item.path)).parents]
+    if len(ours) != len(items):
+        return
     items.sort(key=lambda item: ("test_zz_teardown" in item.nodeid, _profile_of(item) != "baseline"))
 
 
@@ -137,3 +147,34 @@ def ns_factory(core):
             core.delete_namespace(name, grace_period_seconds=0)
         except Exception:  # noqa: BLE001 - the cluster may already be gone
             pass
+
+
+# ---- the plugin as users get it -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def installed_wheel(tmp_path_factory):
+    """The project built as a wheel and installed, with its dependencies, into a clean virtualenv (nothing from
+    the machine's site-packages): ``{"wheel", "py", "cwd" (an empty directory), "env"}``."""
+    root = Path(__file__).resolve().parent
+    work = tmp_path_factory.mktemp("pkg")
+
+    def run(argv, cwd=work, env=None, timeout=900):
+        return subprocess.run([str(a) for a in argv], cwd=cwd, env=env, capture_output=True, text=True,
+                              timeout=timeout)
+
+    built = run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", work / "dist", root])
+    assert built.returncode == 0, built.stdout + built.stderr
+    wheel = next((work / "dist").glob("pytest_kready-*.whl"))
+    venv = work / "venv"
+    made = run([sys.executable, "-m", "venv", venv])
+    assert made.returncode == 0, made.stderr
+    py = venv / "bin" / "python"
+    inst = run([py, "-m", "pip", "install", "-q", "--disable-pip-version-check", wheel])
+    assert inst.returncode == 0, inst.stdout + inst.stderr
+    empty = work / "empty"
+    empty.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "KREADY_", "VIRTUAL_ENV"))}
+    env["PATH"] = f"{venv / 'bin'}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    env.pop("PYTHONPATH", None)
+    return {"wheel": wheel, "py": py, "cwd": empty, "env": env}

@@ -18,11 +18,12 @@ from pytest_kready.checks import images as img
 from pytest_kready.checks import podsec
 from pytest_kready.checks import references as ref
 from pytest_kready.findings import Verdict
+from pytest_kready.resources import profile_file
 from pytest_kready.session import session_of
 
 pytestmark = pytest.mark.kready_mode("readonly")
 
-_PROFILE = Path(podsec.__file__).resolve().parent.parent / "profiles" / "hardened"
+_PROFILE = profile_file("hardened")
 LIMITRANGE_URL = "https://kubernetes.io/docs/concepts/policy/limit-range/"
 QUOTA_URL = "https://kubernetes.io/docs/concepts/policy/resource-quotas/"
 VAP_URL = "https://kubernetes.io/docs/reference/access-authn-authz/validating-admission-policy/"

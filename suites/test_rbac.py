@@ -10,7 +10,6 @@ cluster-admin binding and role are visible. Details: docs/checks-rbac-admission.
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 
@@ -19,10 +18,11 @@ from pytest_kready.checks import admission as adm
 from pytest_kready.checks import rbac
 from pytest_kready.checks import references as ref
 from pytest_kready.findings import Verdict
+from pytest_kready.resources import profile_file
 
 pytestmark = pytest.mark.kready_mode("readonly")
 
-_SA_YAML = Path(rbac.__file__).resolve().parent.parent / "profiles" / "hardened" / "namespace" / "serviceaccount.yaml"
+_SA_YAML = profile_file("hardened", "namespace", "serviceaccount.yaml")
 RB = f"/apis/{rbac.RBAC_GROUP}/v1"
 
 
