@@ -9,7 +9,9 @@ used): importing it imports the kubernetes client.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -257,3 +259,71 @@ def create(api: KreadyApiClient, obj: dict, *, dry_run: bool = False, default_na
     namespace = (meta.get("namespace") or default_namespace) if res.namespaced else None
     return api.raw("POST", res.path(None, namespace), body=obj,
                    query={"fieldManager": FIELD_MANAGER, "dryRun": "All" if dry_run else None})
+
+
+# --- one request, any status: what a check sends when the answer itself is the evidence ----------------
+
+
+@dataclasses.dataclass
+class Response:
+    status: int
+    body: Any
+    warnings: list[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+    @property
+    def message(self) -> str:
+        if isinstance(self.body, dict):
+            return str(self.body.get("message") or "")
+        return str(self.body or "")[:500]
+
+    @property
+    def reason(self) -> str:
+        return str(self.body.get("reason") or "") if isinstance(self.body, dict) else ""
+
+    def summary(self) -> dict[str, Any]:
+        """What a finding shows of the response: status, reason, message, warnings (never an object's data)."""
+        out: dict[str, Any] = {"status": self.status}
+        if not self.ok:
+            out.update(reason=self.reason, message=self.message)
+        if self.warnings:
+            out["warnings"] = self.warnings
+        return out
+
+
+def send(api, method: str, path: str, *, query: dict[str, Any] | None = None, body: Any = None,
+         headers: dict[str, str] | None = None, timeout: float = 20, text: bool = False) -> Response:
+    """One request through ``api`` (a KreadyApiClient: retries, readonly guard); any HTTP status is returned,
+    not raised. Connection problems still raise (``errors.ClusterUnreachable``). ``text``: the whole body as
+    text (e.g. /metrics), not decoded JSON."""
+    hdrs = {"Accept": "application/json", **(headers or {})}
+    if body is not None:
+        hdrs.setdefault("Content-Type", "application/json")
+    params = [(k, v) for k, v in (query or {}).items() if v is not None]
+    request = api.param_serialize(method=method, resource_path=path, query_params=params or None,
+                                  header_params=hdrs, body=body, auth_settings=["BearerToken"])
+    try:
+        resp = api.call_api(*request, _request_timeout=timeout)
+    except errors.APIError as e:  # retries exhausted on 429/5xx, or raised by the REST layer
+        return Response(e.status, e.body or {"message": str(e)})
+    resp.read()
+    raw = resp.data or b""
+    warnings = [w for k, w in (resp.getheaders() or {}).items() if k.lower() == "warning"]
+    if text:
+        return Response(resp.status, raw.decode("utf-8", "replace"), _split_warnings(warnings))
+    try:
+        decoded: Any = json.loads(raw) if raw else None
+    except ValueError:
+        decoded = raw.decode("utf-8", "replace")[:2000]
+    return Response(resp.status, decoded, _split_warnings(warnings))
+
+
+def _split_warnings(values: list[str]) -> list[str]:
+    out = []
+    for v in values:
+        # `299 - "text"` possibly several joined by commas
+        out += [m.group(1) for m in re.finditer(r'299 - "((?:[^"\\]|\\.)*)"', v)] or [v]
+    return out

@@ -85,6 +85,32 @@ class Finding:
         return f"{self.verdict.value.upper()} {self.check_id}{target}: {self.summary}".rstrip(": ")
 
 
+@dataclasses.dataclass
+class CheckResult:
+    """What a check module decided about one target: the one type every ``pytest_kready.checks`` module returns.
+    A suite records it with ``result.record(kready_finding)``; evidence, repro and remediation are the module's."""
+
+    verdict: Verdict
+    summary: str
+    evidence: dict[str, Any] = dataclasses.field(default_factory=dict)
+    target_namespace: str | None = None
+    severity: str = "medium"
+    repro: str | None = None
+    remediation: str | None = None
+    references: tuple[str, ...] = ()
+    request: Any = None
+    response: Any = None
+
+    def __post_init__(self):
+        self.verdict = Verdict(self.verdict)
+
+    def record(self, kready_finding) -> Finding:
+        return kready_finding(self.verdict, self.summary, target_namespace=self.target_namespace,
+                              severity=self.severity, evidence=self.evidence, repro=self.repro,
+                              remediation=self.remediation, references=self.references, request=self.request,
+                              response=self.response)
+
+
 # --- redaction ---------------------------------------------------------------------------------------
 
 _SENSITIVE_KEYS = {

@@ -60,11 +60,11 @@ def kready_cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
 
 class NamespaceFactory:
     """``kready_namespace(labels=..., annotations=..., name_prefix=...)`` → the name of a fresh namespace carrying
-    the run's labels; ``kready_namespace.name`` is one default namespace for the test. Deletes only what it made."""
+    the run's labels; ``kready_namespace.name`` is one default namespace for the test. Deletes only what it made
+    (``Cluster.scratch_namespace`` and ``Cluster.release``)."""
 
-    def __init__(self, cluster: Cluster, session: KreadySession, item: pytest.Item):
+    def __init__(self, cluster: Cluster, item: pytest.Item):
         self.cluster = cluster
-        self.session = session
         self.item = item
         self.created: list[str] = []
         self._default: str | None = None
@@ -74,18 +74,9 @@ class NamespaceFactory:
         if self.cluster.mode == READONLY:
             FindingRecorder(self.item).not_applicable(
                 "creates a throw-away namespace; this run is readonly (use --kready-mode=standard)")
-        from .waits import wait_for
-
-        name = self.session.namespace_name(name_prefix or self.item.name.split("[")[0].removeprefix("test_"))
-        api = self.cluster.api_client()
-        body = {"apiVersion": "v1", "kind": "Namespace",
-                "metadata": self.cluster.metadata(name=name, labels=labels, annotations=annotations)}
-        api.raw("POST", "/api/v1/namespaces", body=body)
+        name = self.cluster.scratch_namespace(name_prefix or self.item.name.split("[")[0].removeprefix("test_"),
+                                              labels=labels, annotations=annotations)
         self.created.append(name)
-        # Pods are refused until the namespace's default ServiceAccount exists
-        wait_for(lambda: api.raw("GET", f"/api/v1/namespaces/{name}/serviceaccounts/default"), timeout=60,
-                 interval=0.2, max_interval=2, retry_on=(errors.APINotFound,),
-                 what=f"ServiceAccount default in new namespace {name}")
         return name
 
     @property
@@ -94,28 +85,17 @@ class NamespaceFactory:
             self._default = self()
         return self._default
 
-    def teardown(self, keep: bool) -> None:
-        from .cleanup import Ref, delete_owned, mark_kept, shielded
+    def teardown(self, *, failed: bool) -> None:
+        from .cleanup import Ref
 
-        if not self.created:
-            return
-        api = self.cluster.api_client()
-        with shielded():
-            for name in self.created:
-                ref = Ref("v1", "Namespace", name)
-                if keep:
-                    mark_kept(api, ref, self.cluster.run_id)
-                    self.session.kept.append(ref)
-                else:
-                    delete_owned(api, ref, self.cluster.run_id)
+        self.cluster.release([Ref("v1", "Namespace", name) for name in self.created], failed=failed)
 
 
 @pytest.fixture
 def kready_namespace(request: pytest.FixtureRequest, kready_cluster: Cluster) -> Iterator[NamespaceFactory]:
-    factory = NamespaceFactory(kready_cluster, _session(request.config), request.node)
+    factory = NamespaceFactory(kready_cluster, request.node)
     yield factory
-    keep = kready_cluster.settings.keep
-    factory.teardown(keep=keep == "all" or (keep == "failed" and _failed(request.node)))
+    factory.teardown(failed=_failed(request.node))
 
 
 @pytest.fixture

@@ -20,6 +20,11 @@ SESSION_KEY = pytest.StashKey["KreadySession"]()
 SYSTEM_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease", "local-path-storage"})
 
 
+def keeps(keep: str, failed: bool) -> bool:
+    """The one keep decision (``--kready-keep``): ``none``, ``failed`` (keep when something failed) or ``all``."""
+    return keep == "all" or (keep == "failed" and failed)
+
+
 def session_of(config: pytest.Config) -> KreadySession | None:
     return config.stash.get(SESSION_KEY, None)
 
@@ -42,20 +47,30 @@ class Cluster:
         self._api = None
         self._targets: list[str] | None = None
         self._defaults_ns: str | None = None
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._reviewer = None
+        self.created: list[Ref] = []  # objects this run made and has not released yet (see track/release)
 
     # --- clients -------------------------------------------------------------------------------------
-    def api_client(self, *, new: bool = False):
-        """The run's ``ApiClient`` (retries, typed errors, readonly guard); ``new=True`` for a private one."""
+    def api_client(self, *, new: bool = False, retries: bool = True, retry_deadline: float | None = None):
+        """The run's ``ApiClient`` (retries, typed errors, readonly guard). ``new=True``: a private one the caller
+        closes. ``retries=False``: a private client that sends each request once (load drivers, evictions, a
+        restarting API server: a failed request is data, not something to hide)."""
         from .client import new_api_client
 
+        if not retries:
+            extra = {"retry_deadline": retry_deadline} if retry_deadline is not None else {}
+            return new_api_client(self.access, mode=self.mode, retry_attempts=1, **extra)
         if new:
             return new_api_client(self.access, mode=self.mode)
         with self._lock:
             if self._api is None:
                 self._api = new_api_client(self.access, mode=self.mode)
             return self._api
+
+    def no_retry_client_factory(self, *, retry_deadline: float | None = None):
+        """A function returning a fresh no-retry client on each call (for threads, or after an API restart)."""
+        return lambda: self.api_client(retries=False, retry_deadline=retry_deadline)
 
     @property
     def reviewer(self):
@@ -91,6 +106,68 @@ class Cluster:
             obj["metadata"].setdefault("namespace", namespace)
         return client.create(self.api_client(), obj, dry_run=dry_run)
 
+    def namespace_name(self, prefix: str) -> str:
+        """A fresh name ``kr-<prefix>-<run-id>-<n>`` (unique in the run, DNS-1123, at most 63 characters)."""
+        return self._session.namespace_name(prefix)
+
+    def scratch_namespace(self, prefix: str, *, labels: dict[str, str] | None = None,
+                          annotations: dict[str, str] | None = None) -> str:
+        """Create a throw-away namespace of this run (its labels, tracked for cleanup) and wait for its default
+        ServiceAccount (pods are refused until it exists). Refused in readonly mode (``ReadOnlyViolation``).
+        Release it with ``release([Ref("v1", "Namespace", name)], failed=...)`` or leave it to the session end."""
+        from .cleanup import Ref
+
+        name = self.namespace_name(prefix)
+        self.api_client().raw("POST", "/api/v1/namespaces", body={
+            "apiVersion": "v1", "kind": "Namespace",
+            "metadata": self.metadata(name=name, labels=labels, annotations=annotations)})
+        self.track(Ref("v1", "Namespace", name))
+        self.wait_default_serviceaccount(name)
+        return name
+
+    def wait_default_serviceaccount(self, namespace: str, timeout: float = 60) -> None:
+        """Wait (with a deadline) until ``namespace`` has its default ServiceAccount."""
+        from .kube import wait_default_serviceaccount
+
+        wait_default_serviceaccount(self.api_client(), namespace, timeout)
+
+    def track(self, ref: Ref) -> Ref:
+        """Remember an object this run created (it carries the run's labels), for ``release`` and the run's end."""
+        with self._lock:
+            if ref not in self.created:
+                self.created.append(ref)
+        return ref
+
+    def keep(self, failed: bool) -> bool:
+        """The one keep decision (``--kready-keep``): none, failed (keep when ``failed``), or all."""
+        return keeps(self.settings.keep, failed)
+
+    def release(self, refs: list[Ref], *, failed: bool) -> list[Ref]:
+        """Delete ``refs`` (only if they carry this run's labels), or mark them kept when ``keep(failed)``; cannot
+        be cut short by Ctrl-C. Returns what was kept. Errors become session messages, never exceptions."""
+        from .cleanup import delete_owned, mark_kept, shielded
+
+        kept: list[Ref] = []
+        if not refs:
+            return kept
+        api = self.api_client()
+        keep = self.keep(failed)
+        with shielded():
+            for ref in refs:
+                try:
+                    if keep:
+                        mark_kept(api, ref, self.run_id)
+                        kept.append(ref)
+                    else:
+                        delete_owned(api, ref, self.run_id)
+                except errors.APIError as e:
+                    self._session.messages.append(f"could not delete {ref}: {e}")
+                with self._lock:
+                    if ref in self.created:
+                        self.created.remove(ref)
+        self._session.note_kept(kept)
+        return kept
+
     # --- targets ---------------------------------------------------------------------------------------
     def target_namespaces(self) -> list[str]:
         """Namespaces the checks look at: ``--kready-namespaces``, or every non-system namespace (not the plugin's
@@ -116,9 +193,12 @@ class Cluster:
         api = self.api_client()
         with self._lock:
             if self._defaults_ns is None:
-                name = self._session.namespace_name("defaults")
+                from .cleanup import Ref
+
+                name = self.namespace_name("defaults")
                 api.raw("POST", "/api/v1/namespaces", body={
                     "apiVersion": "v1", "kind": "Namespace", "metadata": self.metadata(name=name)})
+                self.track(Ref("v1", "Namespace", name))
                 self._defaults_ns = name
             return self._defaults_ns
 
@@ -210,16 +290,15 @@ class KreadySession:
             client.apply(api, client.with_labels(obj, labels.run_labels(self.settings.run_id),
                                                  labels.created_annotation()))
 
-    def keep_everything(self, failed: bool) -> bool:
-        keep = self.settings.keep
-        return keep == "all" or (keep == "failed" and failed)
+    def note_kept(self, refs: list[Ref]) -> None:
+        self.kept.extend(r for r in refs if r not in self.kept)
 
     def finish(self, failed: bool) -> None:
         """End of session: delete what the run made (or keep it, per --kready-keep), destroy an ephemeral cluster."""
         provider, cluster = self.provider, self.cluster
         if provider is None:
             return
-        keep = self.keep_everything(failed)
+        keep = keeps(self.settings.keep, failed)
         with shielded():
             try:
                 # a cluster the provider attached to (local: already up) outlives the run: clean it like an existing one

@@ -13,13 +13,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pytest_kready.checks import admission as adm
-from pytest_kready.checks import images as img
-from pytest_kready.checks import podsec
+from pytest_kready import attempts, client
+from pytest_kready.checks import admission
+from pytest_kready.checks import pod_security
 from pytest_kready.checks import references as ref
 from pytest_kready.findings import Verdict
 from pytest_kready.resources import profile_file
-from pytest_kready.session import session_of
 
 pytestmark = pytest.mark.kready_mode("readonly")
 
@@ -33,10 +32,9 @@ SPLIT_CONTAINERS = 16
 
 @pytest.fixture(scope="module")
 def pod_probe(request, kready_cluster):
-    probe = adm.PodProbe(kready_cluster, session_of(request.config), scratch_prefix="admission-scratch")
+    probe = attempts.PodProbe(kready_cluster, scratch_prefix="admission-scratch")
     yield probe
-    keep = kready_cluster.settings.keep
-    probe.close(keep=keep == "all" or (keep == "failed" and request.session.testsfailed > 0))
+    probe.close(failed=request.session.testsfailed > 0)
 
 
 def _targets(probe, kready_finding) -> list[str]:
@@ -61,8 +59,8 @@ def _reference_doc(path: Path, kind: str, namespace: str | None = None) -> str:
 
 def _record(kready_finding, verdict, summary, ns, pod, attempt, **fields):
     kready_finding(verdict, summary, target_namespace=ns,
-                   request=adm.request_evidence("POST", f"/api/v1/namespaces/{ns}/pods", pod),
-                   response=attempt.evidence() if attempt else None, repro=adm.kubectl_create(pod, ns), **fields)
+                   request=attempts.request_evidence("POST", f"/api/v1/namespaces/{ns}/pods", pod),
+                   response=attempt.evidence() if attempt else None, repro=attempts.kubectl_create(pod, ns), **fields)
 
 
 # --- resources -----------------------------------------------------------------------------------------------
@@ -77,11 +75,11 @@ def test_pod_without_requests_and_limits_is_refused_or_defaulted(pod_probe, krea
     refs = (ref.NSA_RESOURCE_POLICIES, LIMITRANGE_URL)
     for ns in _targets(pod_probe, kready_finding):
         pod = pod_probe.base_pod()
-        pod["metadata"]["name"] = adm.probe_name("no-resources")
+        pod["metadata"]["name"] = attempts.probe_name("no-resources")
         del pod["spec"]["containers"][0]["resources"]
         control = pod_probe.control(ns)
-        attempt = adm.attempt_create(pod_probe.cluster, pod, ns)
-        decided = podsec.judge_reach(attempt) or podsec.judge_control(control)
+        attempt = attempts.attempt_create(pod_probe.cluster, pod, ns)
+        decided = pod_security.judge_reach(attempt) or pod_security.judge_control(control)
         res = (_container_limits(attempt.obj) or [{}])[0]
         requests, limits = res.get("requests") or {}, res.get("limits") or {}
         if decided is not None:
@@ -109,7 +107,7 @@ def test_pod_without_requests_and_limits_is_refused_or_defaulted(pod_probe, krea
 def _container_max(api, ns: str) -> tuple[dict[str, str], bool, list[str]]:
     """Tightest per-container max of the namespace's LimitRanges, whether a per-Pod max exists, and names."""
     try:
-        items = adm.send(api, "GET", f"/api/v1/namespaces/{ns}/limitranges").body.get("items") or []
+        items = client.send(api, "GET", f"/api/v1/namespaces/{ns}/limitranges").body.get("items") or []
     except AttributeError:
         items = []
     maxes: dict[str, list[str]] = {}
@@ -128,7 +126,7 @@ def _container_max(api, ns: str) -> tuple[dict[str, str], bool, list[str]]:
 
 
 def _oversized(base: dict, *, containers: int, size: dict[str, str], prefix: str) -> dict:
-    pod = adm.ensure_pod_name(base, prefix)
+    pod = attempts.ensure_pod_name(base, prefix)
     first = pod["spec"]["containers"][0]
     pod["spec"]["containers"] = []
     for i in range(containers):
@@ -150,7 +148,7 @@ def test_oversized_pod_is_refused_by_a_quota(pod_probe, kready_finding):
         control = pod_probe.control(ns)
         tries = []
         pod = _oversized(base, containers=1, size=HUGE, prefix="oversized")
-        attempt = adm.attempt_create(pod_probe.cluster, pod, ns)
+        attempt = attempts.attempt_create(pod_probe.cluster, pod, ns)
         tries.append(attempt)
         limitranges: list[str] = []
         if attempt.refused and attempt.refused_by == "LimitRange":
@@ -158,9 +156,9 @@ def test_oversized_pod_is_refused_by_a_quota(pod_probe, kready_finding):
             tight, pod_max, limitranges = _container_max(api, ns)
             size = {r: tight.get(r, HUGE[r]) for r in ("cpu", "memory")}
             pod = _oversized(base, containers=SPLIT_CONTAINERS, size=size, prefix="oversized-split")
-            attempt = adm.attempt_create(pod_probe.cluster, pod, ns)
+            attempt = attempts.attempt_create(pod_probe.cluster, pod, ns)
             tries.append(attempt)
-        decided = podsec.judge_reach(attempt) or podsec.judge_control(control)
+        decided = pod_security.judge_reach(attempt) or pod_security.judge_control(control)
         per = pod["spec"]["containers"][0]["resources"]["requests"]
         demand = (f"{len(pod['spec']['containers'])} container(s) each requesting cpu {per['cpu']} and memory "
                   f"{per['memory']}")
@@ -190,9 +188,9 @@ def test_oversized_pod_is_refused_by_a_quota(pod_probe, kready_finding):
 # --- images --------------------------------------------------------------------------------------------------
 
 
-def _image_attack(name: str, check_id: str, image: str, description: str, severity: str, refs) -> podsec.Attack:
-    return podsec.Attack(name, check_id, "image rules", "n/a", severity, description,
-                         (podsec.set_(*podsec.C0, "image", value=image),), tuple(refs))
+def _image_attack(name: str, check_id: str, image: str, description: str, severity: str, refs) -> pod_security.Attack:
+    return pod_security.Attack(name, check_id, "image rules", "n/a", severity, description,
+                         (pod_security.set_(*pod_security.C0, "image", value=image),), tuple(refs))
 
 
 def _vap_remediation(allow_list: tuple[str, ...] | None) -> str:
@@ -207,12 +205,12 @@ def _vap_remediation(allow_list: tuple[str, ...] | None) -> str:
             "container list:\n" + text)
 
 
-def _judge_image(pod_probe, kready_finding, attack: podsec.Attack, pod: dict, allow_list=None, extra=None):
+def _judge_image(pod_probe, kready_finding, attack: pod_security.Attack, pod: dict, allow_list=None, extra=None):
     cross = pod_probe.cross_check(attack.check_id + ":" + attack.name, pod)
     for ns in _targets(pod_probe, kready_finding):
         control = pod_probe.control(ns)
-        attempt = adm.attempt_create(pod_probe.cluster, pod, ns)
-        verdict, summary = podsec.judge_attack(attack, control, attempt, cross)
+        attempt = attempts.attempt_create(pod_probe.cluster, pod, ns)
+        verdict, summary = pod_security.judge_attack(attack, control, attempt, cross)
         _record(kready_finding, verdict, summary, ns, pod, attempt, severity=attack.severity,
                 references=attack.references,
                 remediation=None if verdict is Verdict.PASS else _vap_remediation(allow_list),
@@ -224,10 +222,10 @@ def _judge_image(pod_probe, kready_finding, attack: podsec.Attack, pod: dict, al
 @pytest.mark.parametrize("variant", ["latest", "untagged"])
 def test_mutable_image_tag_is_refused(variant, pod_probe, kready_finding):
     probe_image = pod_probe.image
-    if img.parse(probe_image).mutable:
+    if admission.parse(probe_image).mutable:
         kready_finding.inconclusive(f"the probe image {probe_image} itself has a mutable tag, so the positive control "
                                     "cannot be a compliant pod; pass --kready-image with a pinned tag or digest")
-    image = img.mutable_images(probe_image)[variant]
+    image = admission.mutable_images(probe_image)[variant]
     attack = _image_attack(variant, "images.mutable-tag", image,
                            f"a pod with image {image} ({'tag latest' if variant == 'latest' else 'no tag: means latest'}; "
                            "what runs changes whenever the tag moves)", "medium",
@@ -244,11 +242,11 @@ def test_image_from_outside_the_allow_list_is_refused(variant, pod_probe, kready
         kready_finding.not_applicable("no registry allow-list given: pass --kready-allowed-registries=REG,REG "
                                       "(or kready_allowed_registries in the ini file)")
     probe_image = pod_probe.image
-    if not img.allowed(probe_image, allow_list):
+    if not admission.allowed(probe_image, allow_list):
         kready_finding.inconclusive(f"the probe image {probe_image} is outside the allow-list {', '.join(allow_list)}, "
                                     "so the positive control cannot be a compliant pod; pass --kready-image with an "
                                     "image from an allowed registry")
-    image = img.outside_images(probe_image, allow_list)[variant]
+    image = admission.outside_images(probe_image, allow_list)[variant]
     if image is None:
         kready_finding.not_applicable(f"every {variant} image is inside the allow-list {', '.join(allow_list)}")
     attack = _image_attack(variant, "images.registry", image,

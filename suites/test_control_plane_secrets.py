@@ -9,8 +9,8 @@ import secrets
 
 import pytest
 
-from pytest_kready.checks import admission as adm
-from pytest_kready.checks import controlplane as cpl
+from pytest_kready import attempts, client
+from pytest_kready.checks import control_plane_secrets as cpl
 from pytest_kready.checks import references as ref
 from pytest_kready.findings import Verdict
 from pytest_kready.waits import WaitTimeout, wait_for
@@ -57,7 +57,7 @@ def test_secrets_are_encrypted_in_etcd(kready_cluster, kready_ns, kready_finding
     cp = kready_cluster.control_plane
     value = "kready-" + secrets.token_hex(24)
     kready_finding.secret(value)
-    name = adm.probe_name("encryption")
+    name = attempts.probe_name("encryption")
     kready_cluster.create({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "type": "Opaque",
                            "stringData": {"probe": value}}, namespace=kready_ns)
     kready_cluster.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name},
@@ -102,15 +102,15 @@ def _audited_actions(cluster, marker: str) -> list[dict]:
     create of one. Both reach the audit log whatever their answer."""
     api = cluster.api_client()
     path = "/api/v1/namespaces/default/configmaps"
-    got = adm.send(api, "GET", f"{path}/{marker}")
-    made = adm.send(api, "POST", path, query={"dryRun": "All"},
+    got = client.send(api, "GET", f"{path}/{marker}")
+    made = client.send(api, "POST", path, query={"dryRun": "All"},
                     body={"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": marker}})
     return [{"request": f"GET {path}/{marker}", "status": got.status},
             {"request": f"POST {path}?dryRun=All (ConfigMap {marker})", "status": made.status}]
 
 
 def _metric(api, name: str) -> tuple[int, float | None, float | None]:
-    resp = adm.send(api, "GET", "/metrics", headers={"Accept": "text/plain"}, text=True)
+    resp = client.send(api, "GET", "/metrics", headers={"Accept": "text/plain"}, text=True)
     if not resp.ok:
         return resp.status, None, None
     return resp.status, cpl.metric_total(resp.body, name), cpl.metric_total(resp.body, "apiserver_request_total")

@@ -1,15 +1,9 @@
 """Disruptions and probes: ``disruption.pdb`` (every replicated Deployment/StatefulSet in the target namespaces
 has a PodDisruptionBudget the Eviction API honours), ``disruption.pdb-eviction`` (a breaching eviction is refused,
 shown on a reference budget) and ``probes.separate`` (readiness present, liveness a different check).
-See pytest_kready/checks/resilience_disruption.py and docs/checks-resilience.md."""
+See pytest_kready/checks/disruption.py and docs/checks-resilience.md."""
 
 import pytest
-
-
-def _no_retry(cluster):
-    from pytest_kready import client
-
-    return client.new_api_client(cluster.access, mode=cluster.mode, retry_attempts=1)
 
 
 def _per_namespace(cluster, finding, check, *, nothing: str) -> None:
@@ -35,9 +29,9 @@ def _per_namespace(cluster, finding, check, *, nothing: str) -> None:
 def test_pdb_coverage(kready_cluster, kready_finding):
     """Each Deployment and StatefulSet with more than one replica has one PodDisruptionBudget that protects
     something, and a dry-run eviction of one of its pods is answered as the budget says."""
-    from pytest_kready.checks import resilience_disruption as d
+    from pytest_kready.checks import disruption as d
 
-    api, evict = kready_cluster.api_client(), _no_retry(kready_cluster)
+    api, evict = kready_cluster.api_client(), kready_cluster.api_client(retries=False)
     try:
         _per_namespace(kready_cluster, kready_finding, lambda ns: d.check_pdbs(api, evict, ns),
                        nothing="no Deployment or StatefulSet with more than one replica in the target namespaces")
@@ -52,10 +46,10 @@ def test_pdb_coverage(kready_cluster, kready_finding):
 def test_pdb_eviction_refused(kready_cluster, kready_namespace, kready_finding):
     """On a reference budget: the eviction it allows is accepted (control), the one that would breach it is
     refused with 429."""
-    from pytest_kready.checks import resilience_disruption as d
+    from pytest_kready.checks import disruption as d
 
     ns = kready_namespace(name_prefix="pdb")
-    evict = _no_retry(kready_cluster)
+    evict = kready_cluster.api_client(retries=False)
     try:
         result = d.reference_budget(kready_cluster.api_client(), evict, ns, kready_cluster.run_id,
                                     kready_cluster.settings.image)
@@ -69,7 +63,7 @@ def test_pdb_eviction_refused(kready_cluster, kready_namespace, kready_finding):
 def test_probes_separate(kready_cluster, kready_finding):
     """Serving containers of the target workloads have a readiness probe, and their liveness probe is not the
     same check on the same endpoint."""
-    from pytest_kready.checks import resilience_disruption as d
+    from pytest_kready.checks import disruption as d
 
     api = kready_cluster.api_client()
     _per_namespace(kready_cluster, kready_finding, lambda ns: d.check_probes(api, ns),

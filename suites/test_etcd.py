@@ -1,5 +1,5 @@
 """``etcd.snapshot-restore``: snapshot etcd, restore it, and see the cluster come back as it was at the snapshot.
-Disruptive, and only on clusters this run made (kind, local). See pytest_kready/checks/resilience_etcd.py and
+Disruptive, and only on clusters this run made (kind, local). See pytest_kready/checks/etcd.py and
 docs/checks-resilience.md."""
 
 import pytest
@@ -10,12 +10,9 @@ import pytest
 @pytest.mark.kready_needs("ephemeral", "control-plane-exec", "etcd")
 def test_etcd_snapshot_restore(kready_cluster, kready_namespace, kready_finding):
     """Marker A, snapshot, marker B, restore: A is back, B is gone; the restore time is reported."""
-    from pytest_kready import client
-    from pytest_kready.checks import resilience_etcd as etcd
+    from pytest_kready.checks import etcd as etcd
 
     ns = kready_namespace(name_prefix="etcd")
-    result = etcd.run_drill(kready_cluster.api_client(),
-                            lambda: client.new_api_client(kready_cluster.access, mode=kready_cluster.mode,
-                                                          retry_attempts=1, retry_deadline=5),
+    result = etcd.run_drill(kready_cluster.api_client(), kready_cluster.no_retry_client_factory(retry_deadline=5),
                             kready_cluster.control_plane, ns, kready_cluster.run_id)
     result.record(kready_finding)

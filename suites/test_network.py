@@ -11,15 +11,14 @@
   listener on a node's host network).
 
 All of them create pods, so they are not-applicable in readonly mode. The pods and probes are shared: they are
-placed once and measured once per session (pytest_kready/reachability/audit.py).
+placed once and measured once per session (pytest_kready/checks/network.py).
 """
 
 from __future__ import annotations
 
 import pytest
 
-from pytest_kready.reachability.audit import (CANARY, FRESH, HARDENED_POLICIES, AuditError, NetworkAudit)
-from pytest_kready.session import session_of
+from pytest_kready.checks.network import (CANARY, FRESH, HARDENED_POLICIES, AuditError, NetworkAudit)
 from pytest_kready.settings import READONLY
 
 READONLY_REASON = ("creates probe pods (in throw-away namespaces and in the target namespaces); readonly mode "
@@ -36,13 +35,9 @@ def _network_audit(request, kready_cluster):
     if kready_cluster.mode == READONLY:
         yield None
         return
-    ks = session_of(request.config)
-    audit = NetworkAudit(kready_cluster, ks.namespace_name)
+    audit = NetworkAudit(kready_cluster)
     yield audit
-    keep = kready_cluster.settings.keep
-    failed = request.session.testsfailed > 0
-    kept = audit.close(keep=keep == "all" or (keep == "failed" and failed))
-    ks.kept.extend(r for r in kept if r not in ks.kept)
+    audit.close(failed=request.session.testsfailed > 0)
 
 
 @pytest.fixture

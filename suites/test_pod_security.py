@@ -11,21 +11,19 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_kready.checks import admission as adm
-from pytest_kready.checks import podsec
+from pytest_kready import attempts
+from pytest_kready.checks import pod_security
 from pytest_kready.checks import references as ref
 from pytest_kready.findings import Verdict
-from pytest_kready.session import session_of
 
 pytestmark = pytest.mark.kready_mode("readonly")
 
 
 @pytest.fixture(scope="module")
 def pod_probe(request, kready_cluster):
-    probe = adm.PodProbe(kready_cluster, session_of(request.config), scratch_prefix="podsec-scratch")
+    probe = attempts.PodProbe(kready_cluster, scratch_prefix="podsec-scratch")
     yield probe
-    keep = kready_cluster.settings.keep
-    probe.close(keep=keep == "all" or (keep == "failed" and request.session.testsfailed > 0))
+    probe.close(failed=request.session.testsfailed > 0)
 
 
 def _targets(probe, kready_finding) -> list[str]:
@@ -36,14 +34,14 @@ def _targets(probe, kready_finding) -> list[str]:
     return targets
 
 
-@pytest.mark.kready_check(podsec.COMPLIANT_CHECK)
+@pytest.mark.kready_check(pod_security.COMPLIANT_CHECK)
 def test_compliant_pod_is_admitted(pod_probe, kready_finding):
     """The positive control: a pod meeting the restricted profile is admitted where the attacks are tried."""
     pod = pod_probe.base_pod()
     cross = pod_probe.cross_check("compliant", pod)
     for ns in _targets(pod_probe, kready_finding):
         control = pod_probe.control(ns)
-        decided = podsec.judge_control(control)
+        decided = pod_security.judge_control(control)
         if decided is None:
             verdict, summary = Verdict.PASS, "the compliant pod is admitted (server-side dry-run)"
             if cross is not None and not cross.real.accepted:
@@ -54,8 +52,8 @@ def test_compliant_pod_is_admitted(pod_probe, kready_finding):
             verdict, summary = decided
         kready_finding(
             verdict, summary, target_namespace=ns, severity="info",
-            request=adm.request_evidence("POST", f"/api/v1/namespaces/{ns}/pods", pod),
-            response=control.evidence(), repro=adm.kubectl_create(pod, ns),
+            request=attempts.request_evidence("POST", f"/api/v1/namespaces/{ns}/pods", pod),
+            response=control.evidence(), repro=attempts.kubectl_create(pod, ns),
             remediation=None if verdict is Verdict.PASS else (
                 "Find what refuses a pod meeting the restricted Pod Security profile (the refusal message names it) "
                 "and let such pods through: until then no refusal here proves anything."),
@@ -64,22 +62,22 @@ def test_compliant_pod_is_admitted(pod_probe, kready_finding):
 
 
 @pytest.mark.parametrize("attack_name", [
-    pytest.param(a.name, id=a.name, marks=pytest.mark.kready_check(a.check_id)) for a in podsec.ATTACKS])
+    pytest.param(a.name, id=a.name, marks=pytest.mark.kready_check(a.check_id)) for a in pod_security.ATTACKS])
 def test_attack_pod_is_refused(attack_name, pod_probe, kready_finding):
     """One attack pod (the compliant pod with one change) must be refused, or neutralised, in every target."""
-    attack = podsec.attacks_for_image(pod_probe.image)[attack_name]
+    attack = pod_security.attacks_for_image(pod_probe.image)[attack_name]
     base = pod_probe.base_pod()
     pod = attack.build(base)
     cross = pod_probe.cross_check(attack.name, pod)
     for ns in _targets(pod_probe, kready_finding):
         control = pod_probe.control(ns)
-        attempt = adm.attempt_create(pod_probe.cluster, pod, ns)
-        verdict, summary = podsec.judge_attack(attack, control, attempt, cross)
+        attempt = attempts.attempt_create(pod_probe.cluster, pod, ns)
+        verdict, summary = pod_security.judge_attack(attack, control, attempt, cross)
         kready_finding(
             verdict, summary, target_namespace=ns, severity=attack.severity,
-            request=adm.request_evidence("POST", f"/api/v1/namespaces/{ns}/pods", pod),
-            response=attempt.evidence(), repro=adm.kubectl_create(pod, ns),
-            remediation=None if verdict is Verdict.PASS else podsec.namespace_remediation(ns, attack.level),
+            request=attempts.request_evidence("POST", f"/api/v1/namespaces/{ns}/pods", pod),
+            response=attempt.evidence(), repro=attempts.kubectl_create(pod, ns),
+            remediation=None if verdict is Verdict.PASS else pod_security.namespace_remediation(ns, attack.level),
             references=attack.references,
             evidence={"attack": attack.name, "control": attack.control, "level": attack.level,
                       "changes": attack.changes(), "also_violates": list(attack.also),

@@ -14,7 +14,7 @@ from __future__ import annotations
 import pytest
 
 from pytest_kready import errors
-from pytest_kready.checks import admission as adm
+from pytest_kready import attempts, client
 from pytest_kready.checks import rbac
 from pytest_kready.checks import references as ref
 from pytest_kready.findings import Verdict
@@ -31,7 +31,7 @@ def rbac_targets(kready_cluster) -> list[str]:
     targets = kready_cluster.target_namespaces()
     fresh = kready_cluster.defaults_namespace() if kready_cluster.settings.namespaces is None else None
     if fresh:
-        adm.wait_default_serviceaccount(kready_cluster.api_client(), fresh)
+        kready_cluster.wait_default_serviceaccount(fresh)
     return targets
 
 
@@ -177,12 +177,12 @@ def test_default_serviceaccount_token_not_mounted(kready_cluster, rbac_targets, 
     image = kready_cluster.settings.image
     api = kready_cluster.api_client()
     for ns in _targets(rbac_targets, kready_finding):
-        plain = adm.compliant_pod(image, adm.probe_name("automount"))
+        plain = attempts.compliant_pod(image, attempts.probe_name("automount"))
         del plain["spec"]["automountServiceAccountToken"]  # what most workloads do: say nothing
-        asked = adm.compliant_pod(image, adm.probe_name("automount-control"))
+        asked = attempts.compliant_pod(image, attempts.probe_name("automount-control"))
         asked["spec"]["automountServiceAccountToken"] = True
-        attempt = adm.attempt_create(kready_cluster, plain, ns)
-        control = adm.attempt_create(kready_cluster, asked, ns)
+        attempt = attempts.attempt_create(kready_cluster, plain, ns)
+        control = attempts.attempt_create(kready_cluster, asked, ns)
         try:
             sa_setting = api.raw("GET", f"/api/v1/namespaces/{ns}/serviceaccounts/default").get(
                 "automountServiceAccountToken")
@@ -192,7 +192,7 @@ def test_default_serviceaccount_token_not_mounted(kready_cluster, rbac_targets, 
                     "pod_without_setting": attempt.evidence() | {"token_volume": rbac.has_token_volume(attempt.obj)},
                     "positive_control_pod_asking_for_token": control.evidence() | {
                         "token_volume": rbac.has_token_volume(control.obj)}}
-        if attempt.outcome in (adm.NO_PERMISSION, adm.NAMESPACE_GONE):
+        if attempt.outcome in (attempts.NO_PERMISSION, attempts.NAMESPACE_GONE):
             verdict, summary = Verdict.NOT_APPLICABLE, f"cannot dry-run pods in {ns}: {attempt.describe()}"
         elif not (attempt.accepted and control.accepted):
             verdict, summary = Verdict.INCONCLUSIVE, (
@@ -209,7 +209,7 @@ def test_default_serviceaccount_token_not_mounted(kready_cluster, rbac_targets, 
             verdict, summary = Verdict.PASS, (f"a pod in {ns} that says nothing gets no token; one that asks does "
                                               "(positive control)")
         kready_finding(verdict, summary, target_namespace=ns, severity="medium", references=refs,
-                       request=adm.request_evidence("POST", f"/api/v1/namespaces/{ns}/pods", plain),
+                       request=attempts.request_evidence("POST", f"/api/v1/namespaces/{ns}/pods", plain),
                        response=attempt.evidence(),
                        repro=(f"kubectl run kready-automount -n {ns} --image={image} --dry-run=server "
                               "-o jsonpath='{.spec.volumes[*].name}'"),
@@ -296,7 +296,7 @@ def test_anonymous_requests_list_nothing(kready_cluster, rbac_targets, kready_fi
     api = kready_cluster.api_client()
     anon = rbac.anonymous_client(api, mode=kready_cluster.mode)
     try:
-        version = adm.send(anon, "GET", "/version")
+        version = client.send(anon, "GET", "/version")
         anonymous_auth = ("enabled (anonymous requests are authenticated as system:anonymous)" if version.status != 401
                           else "disabled (401 for every anonymous request)")
         scopes: list[tuple[str | None, list[tuple[str, str]]]] = [(None, list(rbac.CLUSTER_LISTS))]

@@ -1,15 +1,8 @@
 """Rollouts under load: ``rollout.zero-downtime`` (a reference workload in a throw-away namespace) and
 ``rollout.zero-downtime-target`` (your Deployment, ``--kready-rollout-target NAMESPACE/NAME``, disruptive mode).
-How the load is sent and measured: pytest_kready/checks/resilience_load.py and docs/checks-resilience.md."""
+How the load is sent and measured: pytest_kready/load.py and docs/checks-resilience.md."""
 
 import pytest
-
-
-def _drivers(cluster):
-    """Clients for the load threads: no retries (a failed request is data, not something to hide)."""
-    from pytest_kready import client
-
-    return lambda: client.new_api_client(cluster.access, mode=cluster.mode, retry_attempts=1)
 
 
 @pytest.mark.kready_check("rollout.zero-downtime")
@@ -19,10 +12,10 @@ def _drivers(cluster):
 def test_rollout_zero_downtime(kready_cluster, kready_namespace, kready_finding):
     """A workload done right (readiness distinct from liveness, preStop delay, grace period, surge-only rolling
     update) loses no request while a new revision rolls out under steady load through its Service."""
-    from pytest_kready.checks import resilience_rollout as rollout
+    from pytest_kready.checks import rollout as rollout
 
     ns = kready_namespace(name_prefix="rollout")
-    result = rollout.run_reference(kready_cluster.api_client(), _drivers(kready_cluster), ns, kready_cluster.run_id,
+    result = rollout.run_reference(kready_cluster.api_client(), kready_cluster.no_retry_client_factory(), ns, kready_cluster.run_id,
                                    kready_cluster.settings.image)
     result.record(kready_finding)
 
@@ -33,7 +26,7 @@ def test_rollout_zero_downtime(kready_cluster, kready_namespace, kready_finding)
 def test_rollout_zero_downtime_target(kready_cluster, kready_namespace, kready_finding):
     """Your Deployment (``--kready-rollout-target``), restarted as ``kubectl rollout restart`` does, while an
     in-cluster client requests ``--kready-rollout-path`` through the Service selecting its pods: 0 failures."""
-    from pytest_kready.checks import resilience_rollout as rollout
+    from pytest_kready.checks import rollout as rollout
 
     target = kready_cluster.settings.rollout_target
     if target is None:
@@ -43,7 +36,7 @@ def test_rollout_zero_downtime_target(kready_cluster, kready_namespace, kready_f
         if not kready_cluster.can(verb, "deployments", "apps", namespace=namespace):
             kready_finding.not_applicable(f"no permission to {verb} deployments.apps in namespace {namespace}")
     client_ns = kready_namespace(name_prefix="rollout-client")
-    result = rollout.run_target(kready_cluster.api_client(), _drivers(kready_cluster), client_ns,
+    result = rollout.run_target(kready_cluster.api_client(), kready_cluster.no_retry_client_factory(), client_ns,
                                 kready_cluster.run_id, kready_cluster.settings.image, namespace=namespace, name=name,
                                 path=kready_cluster.settings.rollout_path)
     result.record(kready_finding)

@@ -1,5 +1,5 @@
 """``storage.pvc-reclaim``: data outlives its PersistentVolumeClaim on the default StorageClass and on each one
-named by ``--kready-storage-classes``. See pytest_kready/checks/resilience_storage.py and
+named by ``--kready-storage-classes``. See pytest_kready/checks/storage.py and
 docs/checks-resilience.md."""
 
 import pytest
@@ -12,7 +12,7 @@ import pytest
 def test_pvc_reclaim(kready_cluster, kready_namespace, kready_finding):
     """Write a marker to a fresh claim, delete the claim: the volume must be kept (Released, Retain) and, bound to
     a new claim, give the marker back. A Delete reclaim policy fails, naming the StorageClass."""
-    from pytest_kready.checks import resilience_storage as storage
+    from pytest_kready.checks import storage as storage
 
     api = kready_cluster.api_client()
     names, missing, by_name = storage.classes_to_check(api, kready_cluster.settings.storage_classes)

@@ -12,12 +12,12 @@ import pytest
 
 import pytest_kready.fixtures  # noqa: F401  (imported before pytester snapshots sys.modules)
 from pytest_kready import errors
-from pytest_kready.checks import resilience_disruption as dis
-from pytest_kready.checks import resilience_etcd as etcd
-from pytest_kready.checks import resilience_kube as kube
-from pytest_kready.checks import resilience_load as load
-from pytest_kready.checks import resilience_rollout as rollout
-from pytest_kready.checks import resilience_storage as storage
+from pytest_kready.checks import disruption as dis
+from pytest_kready.checks import etcd as etcd
+from pytest_kready import kube
+from pytest_kready import load
+from pytest_kready.checks import rollout as rollout
+from pytest_kready.checks import storage as storage
 from pytest_kready.findings import Verdict
 from pytest_kready.providers.base import EtcdEndpoint
 from pytest_kready.resources import suites_dir

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from pytest_kready.checks import admission as adm
-from pytest_kready.checks import controlplane as cpl
-from pytest_kready.checks import images as img
-from pytest_kready.checks import podsec
+from pytest_kready import attempts, client
+from pytest_kready.checks import control_plane_secrets as cpl
+from pytest_kready.checks import admission
+from pytest_kready.checks import pod_security
 from pytest_kready.checks import rbac
 from pytest_kready.findings import SEVERITIES, Verdict
 
@@ -23,8 +23,8 @@ DOCS = Path(__file__).resolve().parent.parent / "docs"
 IMAGE = "registry.k8s.io/e2e-test-images/agnhost:2.63.0"
 
 
-def status(code: int, message: str, reason: str = "") -> adm.Response:
-    return adm.Response(code, {"kind": "Status", "message": message, "reason": reason, "code": code})
+def status(code: int, message: str, reason: str = "") -> client.Response:
+    return client.Response(code, {"kind": "Status", "message": message, "reason": reason, "code": code})
 
 
 # --- who refused ---------------------------------------------------------------------------------------------
@@ -53,36 +53,36 @@ REFUSALS = [
 
 @pytest.mark.parametrize("code,message,who", REFUSALS)
 def test_a_refusal_names_the_admission_path(code, message, who):
-    attempt = adm.classify(status(code, message), namespace="ns")
-    assert attempt.outcome == adm.REFUSED and attempt.refused_by == who
+    attempt = attempts.classify(status(code, message), namespace="ns")
+    assert attempt.outcome == attempts.REFUSED and attempt.refused_by == who
     assert who in attempt.describe()
 
 
 @pytest.mark.parametrize("code,message,outcome", [
     (403, 'pods is forbidden: User "bob" cannot create resource "pods" in API group "" in the namespace "ns"',
-     adm.NO_PERMISSION),
-    (403, 'unable to create new content in namespace ns because it is being terminated', adm.NAMESPACE_GONE),
-    (404, 'namespaces "ns" not found', adm.NAMESPACE_GONE),
-    (422, 'Pod "x" is invalid: spec.containers[0].securityContext.procMount: Invalid value: "Unmasked"', adm.INVALID),
-    (400, 'admission webhook "w.example.com" does not support dry run', adm.DRY_RUN_UNSUPPORTED),
-    (500, 'Internal error occurred: failed calling webhook "w.example.com": connection refused', adm.ERROR),
-    (400, 'failed calling webhook "w.example.com": x509', adm.ERROR),
+     attempts.NO_PERMISSION),
+    (403, 'unable to create new content in namespace ns because it is being terminated', attempts.NAMESPACE_GONE),
+    (404, 'namespaces "ns" not found', attempts.NAMESPACE_GONE),
+    (422, 'Pod "x" is invalid: spec.containers[0].securityContext.procMount: Invalid value: "Unmasked"', attempts.INVALID),
+    (400, 'admission webhook "w.example.com" does not support dry run', attempts.DRY_RUN_UNSUPPORTED),
+    (500, 'Internal error occurred: failed calling webhook "w.example.com": connection refused', attempts.ERROR),
+    (400, 'failed calling webhook "w.example.com": x509', attempts.ERROR),
 ])
 def test_answers_that_are_not_admission_decisions(code, message, outcome):
-    assert adm.classify(status(code, message), namespace="ns").outcome == outcome
+    assert attempts.classify(status(code, message), namespace="ns").outcome == outcome
 
 
 def test_an_accepted_dry_run_keeps_the_admitted_object_and_warnings():
     admitted = {"kind": "Pod", "spec": {"containers": []}}
-    attempt = adm.classify(adm.Response(201, admitted, ["would violate PodSecurity"]))
+    attempt = attempts.classify(client.Response(201, admitted, ["would violate PodSecurity"]))
     assert attempt.accepted and attempt.obj is admitted and attempt.warnings == ["would violate PodSecurity"]
-    assert adm._split_warnings(['299 - "a, b", 299 - "c"']) == ["a, b", "c"]
+    assert client._split_warnings(['299 - "a, b", 299 - "c"']) == ["a, b", "c"]
 
 
 def test_repro_is_one_kubectl_line_without_the_runs_labels():
-    pod = adm.compliant_pod(IMAGE, "kready-x")
+    pod = attempts.compliant_pod(IMAGE, "kready-x")
     pod["metadata"]["labels"] = {"kready.dev/run-id": "r"}
-    line = adm.kubectl_create(pod, "team-a")
+    line = attempts.kubectl_create(pod, "team-a")
     assert "\n" not in line and line.endswith("| kubectl create --dry-run=server -n team-a -f -")
     assert "run-id" not in line and json.loads(line.split("'")[1])["metadata"] == {"name": "kready-x"}
 
@@ -91,27 +91,27 @@ def test_repro_is_one_kubectl_line_without_the_runs_labels():
 
 
 def test_the_compliant_pod_meets_the_restricted_profile_and_never_runs():
-    pod = adm.compliant_pod(IMAGE)
+    pod = attempts.compliant_pod(IMAGE)
     sc, csc = pod["spec"]["securityContext"], pod["spec"]["containers"][0]["securityContext"]
     assert sc["runAsNonRoot"] is True and sc["runAsUser"] != 0 and sc["seccompProfile"] == {"type": "RuntimeDefault"}
     assert csc == {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]}}
-    assert pod["spec"]["schedulingGates"] == [{"name": adm.SCHEDULING_GATE}]
+    assert pod["spec"]["schedulingGates"] == [{"name": attempts.SCHEDULING_GATE}]
     assert pod["spec"]["automountServiceAccountToken"] is False
     assert len(pod["metadata"]["name"]) <= 63
 
 
 def test_every_pod_security_standards_control_has_an_attack_pod():
-    covered = {cover for a in podsec.ATTACKS for cover in a.covers}
-    for level, controls in podsec.PSS_CONTROLS.items():
+    covered = {cover for a in pod_security.ATTACKS for cover in a.covers}
+    for level, controls in pod_security.PSS_CONTROLS.items():
         for control in controls:
             assert (level, control) in covered, f"{level} control {control} has no attack pod"
-    assert all(names for *_, names in podsec.control_table())
+    assert all(names for *_, names in pod_security.control_table())
 
 
 def test_attack_specs_are_well_formed():
-    names = [a.name for a in podsec.ATTACKS]
+    names = [a.name for a in pod_security.ATTACKS]
     assert len(names) == len(set(names))
-    for a in podsec.ATTACKS:
+    for a in pod_security.ATTACKS:
         assert re.fullmatch(r"pod-security\.[a-z-]+", a.check_id), a
         assert a.severity in SEVERITIES and a.level in ("baseline", "restricted") and a.references
         assert any("Pod Security Standards" in r for r in a.references)
@@ -119,115 +119,115 @@ def test_attack_specs_are_well_formed():
         assert re.fullmatch(r"[A-Za-z0-9_-]+", a.name)
 
 
-@pytest.mark.parametrize("attack", podsec.attacks_for_image(IMAGE).values(), ids=lambda a: a.name)
+@pytest.mark.parametrize("attack", pod_security.attacks_for_image(IMAGE).values(), ids=lambda a: a.name)
 def test_an_attack_pod_is_the_compliant_pod_with_exactly_its_changes(attack):
-    base = adm.compliant_pod(IMAGE, "kready-base")
+    base = attempts.compliant_pod(IMAGE, "kready-base")
     pod = attack.build(base)
-    assert base == adm.compliant_pod(IMAGE, "kready-base"), "build must not touch the base pod"
+    assert base == attempts.compliant_pod(IMAGE, "kready-base"), "build must not touch the base pod"
     assert pod["metadata"]["name"] != base["metadata"]["name"]
     undone = copy.deepcopy(pod)
     undone["metadata"]["name"] = base["metadata"]["name"]
     for op in attack.ops:  # putting back what each op changed gives the compliant pod again
-        orig = podsec.get_path(base, op.path)
-        if orig is podsec._MISSING:
-            podsec.delete_path(undone, op.path)
+        orig = pod_security.get_path(base, op.path)
+        if orig is pod_security._MISSING:
+            pod_security.delete_path(undone, op.path)
         else:
-            podsec.set_path(undone, op.path, copy.deepcopy(orig))
+            pod_security.set_path(undone, op.path, copy.deepcopy(orig))
     assert undone == base
     assert attack.still_present(pod), "the unmutated attack pod carries its change"
     assert "__IMAGE__" not in json.dumps(pod)
 
 
 def test_an_attack_neutralised_by_a_mutating_policy_is_not_present():
-    attack = podsec.ATTACKS_BY_NAME["privileged"]
-    pod = attack.build(adm.compliant_pod(IMAGE))
+    attack = pod_security.ATTACKS_BY_NAME["privileged"]
+    pod = attack.build(attempts.compliant_pod(IMAGE))
     admitted = copy.deepcopy(pod)
     admitted["spec"]["containers"][0]["terminationMessagePath"] = "/dev/termination-log"  # defaults do not matter
     assert attack.still_present(admitted)
     admitted["spec"]["containers"][0]["securityContext"]["privileged"] = False
     assert not attack.still_present(admitted)
-    unset = podsec.ATTACKS_BY_NAME["runAsNonRoot-unset"]
-    pod = unset.build(adm.compliant_pod(IMAGE))
+    unset = pod_security.ATTACKS_BY_NAME["runAsNonRoot-unset"]
+    pod = unset.build(attempts.compliant_pod(IMAGE))
     assert unset.still_present(pod)
     pod["spec"]["securityContext"]["runAsNonRoot"] = True
     assert not unset.still_present(pod)
 
 
 def test_contains_is_a_recursive_subset():
-    assert podsec.contains({"a": 1, "b": {"c": 2, "d": 3}}, {"b": {"c": 2}})
-    assert not podsec.contains({"a": 1}, {"a": 2})
-    assert podsec.contains([{"x": 1, "y": 2}], [{"x": 1}])
-    assert not podsec.contains([{"x": 1}, {"x": 2}], [{"x": 1}])
+    assert pod_security.contains({"a": 1, "b": {"c": 2, "d": 3}}, {"b": {"c": 2}})
+    assert not pod_security.contains({"a": 1}, {"a": 2})
+    assert pod_security.contains([{"x": 1, "y": 2}], [{"x": 1}])
+    assert not pod_security.contains([{"x": 1}, {"x": 2}], [{"x": 1}])
 
 
 # --- verdicts ------------------------------------------------------------------------------------------------
 
-ACCEPTED = adm.Attempt(adm.ACCEPTED, 201, namespace="ns")
+ACCEPTED = attempts.Attempt(attempts.ACCEPTED, 201, namespace="ns")
 PSA = REFUSALS[0][1]
 
 
 def accepted_with(pod):
-    return adm.Attempt(adm.ACCEPTED, 201, obj=pod, namespace="ns")
+    return attempts.Attempt(attempts.ACCEPTED, 201, obj=pod, namespace="ns")
 
 
 def refused(message=PSA, who="Pod Security Admission (restricted:latest)", dry_run=True):
-    return adm.Attempt(adm.REFUSED, 403, message=message, refused_by=who, namespace="ns", dry_run=dry_run)
+    return attempts.Attempt(attempts.REFUSED, 403, message=message, refused_by=who, namespace="ns", dry_run=dry_run)
 
 
 def test_admitted_attack_fails_and_refused_attack_passes_naming_the_refuser():
-    attack = podsec.ATTACKS_BY_NAME["hostPID"]
-    pod = attack.build(adm.compliant_pod(IMAGE))
-    assert podsec.judge_attack(attack, ACCEPTED, accepted_with(pod))[0] is Verdict.FAIL
-    verdict, why = podsec.judge_attack(attack, ACCEPTED, refused())
+    attack = pod_security.ATTACKS_BY_NAME["hostPID"]
+    pod = attack.build(attempts.compliant_pod(IMAGE))
+    assert pod_security.judge_attack(attack, ACCEPTED, accepted_with(pod))[0] is Verdict.FAIL
+    verdict, why = pod_security.judge_attack(attack, ACCEPTED, refused())
     assert verdict is Verdict.PASS and "Pod Security Admission (restricted:latest)" in why
 
 
 def test_refused_compliant_pod_makes_every_attack_inconclusive_never_pass():
-    attack = podsec.ATTACKS_BY_NAME["hostPID"]
+    attack = pod_security.ATTACKS_BY_NAME["hostPID"]
     control = refused(who="Kyverno (admission webhook validate.kyverno.svc-fail)")
-    verdict, why = podsec.judge_attack(attack, control, refused())
+    verdict, why = pod_security.judge_attack(attack, control, refused())
     assert verdict is Verdict.INCONCLUSIVE and "compliant pod" in why and "Kyverno" in why
-    assert podsec.judge_attack(attack, None, refused())[0] is Verdict.INCONCLUSIVE
-    assert podsec.judge_control(adm.Attempt(adm.ERROR, 500, "boom", namespace="ns"))[0] is Verdict.INCONCLUSIVE
+    assert pod_security.judge_attack(attack, None, refused())[0] is Verdict.INCONCLUSIVE
+    assert pod_security.judge_control(attempts.Attempt(attempts.ERROR, 500, "boom", namespace="ns"))[0] is Verdict.INCONCLUSIVE
 
 
 def test_a_refusal_for_the_companion_change_only_is_inconclusive():
-    attack = podsec.ATTACKS_BY_NAME["privileged"]  # also drops allowPrivilegeEscalation: false
+    attack = pod_security.ATTACKS_BY_NAME["privileged"]  # also drops allowPrivilegeEscalation: false
     only_ape = 'violates PodSecurity "restricted:latest": allowPrivilegeEscalation != false (container "probe" ...)'
-    assert podsec.judge_attack(attack, ACCEPTED, refused(only_ape))[0] is Verdict.INCONCLUSIVE
+    assert pod_security.judge_attack(attack, ACCEPTED, refused(only_ape))[0] is Verdict.INCONCLUSIVE
     both = only_ape + ', privileged (container "probe" must not set securityContext.privileged=true)'
-    assert podsec.judge_attack(attack, ACCEPTED, refused(both))[0] is Verdict.PASS
+    assert pod_security.judge_attack(attack, ACCEPTED, refused(both))[0] is Verdict.PASS
 
 
 @pytest.mark.parametrize("outcome,verdict", [
-    (adm.NO_PERMISSION, Verdict.NOT_APPLICABLE), (adm.NAMESPACE_GONE, Verdict.NOT_APPLICABLE),
-    (adm.INVALID, Verdict.INCONCLUSIVE), (adm.DRY_RUN_UNSUPPORTED, Verdict.INCONCLUSIVE), (adm.ERROR, Verdict.INCONCLUSIVE),
+    (attempts.NO_PERMISSION, Verdict.NOT_APPLICABLE), (attempts.NAMESPACE_GONE, Verdict.NOT_APPLICABLE),
+    (attempts.INVALID, Verdict.INCONCLUSIVE), (attempts.DRY_RUN_UNSUPPORTED, Verdict.INCONCLUSIVE), (attempts.ERROR, Verdict.INCONCLUSIVE),
 ])
 def test_attempts_without_an_admission_decision(outcome, verdict):
-    attack = podsec.ATTACKS_BY_NAME["hostIPC"]
-    assert podsec.judge_attack(attack, ACCEPTED, adm.Attempt(outcome, 400, "x", namespace="ns"))[0] is verdict
+    attack = pod_security.ATTACKS_BY_NAME["hostIPC"]
+    assert pod_security.judge_attack(attack, ACCEPTED, attempts.Attempt(outcome, 400, "x", namespace="ns"))[0] is verdict
 
 
 def test_the_real_create_cross_check_overrules_a_dry_run_it_contradicts():
-    attack = podsec.ATTACKS_BY_NAME["hostNetwork"]
-    pod = attack.build(adm.compliant_pod(IMAGE))
-    real_ok = adm.Attempt(adm.ACCEPTED, 201, dry_run=False, namespace="scratch")
+    attack = pod_security.ATTACKS_BY_NAME["hostNetwork"]
+    pod = attack.build(attempts.compliant_pod(IMAGE))
+    real_ok = attempts.Attempt(attempts.ACCEPTED, 201, dry_run=False, namespace="scratch")
     real_no = refused(dry_run=False)
     # dry-run refused, real create accepted: a dry-run refusal proves nothing
-    cross = adm.CrossCheck("scratch", refused(), real_ok)
-    assert not cross.agree and podsec.judge_attack(attack, ACCEPTED, refused(), cross)[0] is Verdict.INCONCLUSIVE
-    assert podsec.judge_attack(attack, ACCEPTED, accepted_with(pod), cross)[0] is Verdict.FAIL
+    cross = attempts.CrossCheck("scratch", refused(), real_ok)
+    assert not cross.agree and pod_security.judge_attack(attack, ACCEPTED, refused(), cross)[0] is Verdict.INCONCLUSIVE
+    assert pod_security.judge_attack(attack, ACCEPTED, accepted_with(pod), cross)[0] is Verdict.FAIL
     # dry-run accepted, real create refused: a dry-run acceptance proves nothing
-    cross = adm.CrossCheck("scratch", accepted_with(pod), real_no)
-    assert podsec.judge_attack(attack, ACCEPTED, accepted_with(pod), cross)[0] is Verdict.INCONCLUSIVE
-    assert podsec.judge_attack(attack, ACCEPTED, refused(), cross)[0] is Verdict.PASS
+    cross = attempts.CrossCheck("scratch", accepted_with(pod), real_no)
+    assert pod_security.judge_attack(attack, ACCEPTED, accepted_with(pod), cross)[0] is Verdict.INCONCLUSIVE
+    assert pod_security.judge_attack(attack, ACCEPTED, refused(), cross)[0] is Verdict.PASS
     # agreement changes nothing
-    cross = adm.CrossCheck("scratch", accepted_with(pod), real_ok)
-    assert cross.agree and podsec.judge_attack(attack, ACCEPTED, accepted_with(pod), cross)[0] is Verdict.FAIL
+    cross = attempts.CrossCheck("scratch", accepted_with(pod), real_ok)
+    assert cross.agree and pod_security.judge_attack(attack, ACCEPTED, accepted_with(pod), cross)[0] is Verdict.FAIL
 
 
 def test_remediation_is_the_namespace_yaml_enforcing_restricted():
-    text = podsec.namespace_remediation("team-a", "baseline")
+    text = pod_security.namespace_remediation("team-a", "baseline")
     assert "name: team-a" in text and "pod-security.kubernetes.io/enforce: restricted" in text
     assert "kubectl label --overwrite namespace team-a" in text and "baseline is the least" in text
 
@@ -239,8 +239,8 @@ def test_docs_table_matches_the_attack_specs():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         if len(cells) == 4 and cells[0] in ("baseline", "restricted"):
             rows.add((cells[0], cells[1], cells[2].strip("`"), ", ".join(c.strip(" `") for c in cells[3].split(","))))
-    assert rows == set(podsec.control_table())
-    for a in podsec.ATTACKS:
+    assert rows == set(pod_security.control_table())
+    for a in pod_security.ATTACKS:
         assert f"| `{a.name}` | `{a.check_id}` | {a.severity} |" in text, a.name
 
 
@@ -256,26 +256,26 @@ def test_docs_table_matches_the_attack_specs():
     ("ghcr.io/acme/x@sha256:abc", "ghcr.io", "acme/x", None, False),
 ])
 def test_image_references_parse_as_the_runtime_does(image, registry, path, tag, mutable):
-    ref = img.parse(image)
+    ref = admission.parse(image)
     assert (ref.registry, ref.path, ref.tag, ref.mutable) == (registry, path, tag, mutable)
 
 
 def test_allow_list_matches_at_path_boundaries():
     allow = ("registry.k8s.io", "ghcr.io/acme")
-    assert img.allowed("registry.k8s.io/pause:3.10", allow)
-    assert img.allowed("ghcr.io/acme/app:1", allow)
-    assert not img.allowed("registry.k8s.io.evil.example/pause:3.10", allow)
-    assert not img.allowed("ghcr.io/acme-evil/app:1", allow)
-    assert not img.allowed("pause:3.10", allow)
-    assert img.allowed("pause:3.10", ("docker.io",))
+    assert admission.allowed("registry.k8s.io/pause:3.10", allow)
+    assert admission.allowed("ghcr.io/acme/app:1", allow)
+    assert not admission.allowed("registry.k8s.io.evil.example/pause:3.10", allow)
+    assert not admission.allowed("ghcr.io/acme-evil/app:1", allow)
+    assert not admission.allowed("pause:3.10", allow)
+    assert admission.allowed("pause:3.10", ("docker.io",))
 
 
 def test_attack_images_lie_outside_the_allow_list():
     for allow in (("registry.k8s.io",), ("registry.k8s.io/e2e-test-images",)):
-        images = img.outside_images(IMAGE, allow)
-        assert all(i and not img.allowed(i, allow) for i in images.values()), images
-    assert img.outside_images(IMAGE, ("registry.k8s.io", "docker.io"))["docker-hub-short-name"] is None
-    assert img.mutable_images(IMAGE) == {"latest": "registry.k8s.io/e2e-test-images/agnhost:latest",
+        images = admission.outside_images(IMAGE, allow)
+        assert all(i and not admission.allowed(i, allow) for i in images.values()), images
+    assert admission.outside_images(IMAGE, ("registry.k8s.io", "docker.io"))["docker-hub-short-name"] is None
+    assert admission.mutable_images(IMAGE) == {"latest": "registry.k8s.io/e2e-test-images/agnhost:latest",
                                          "untagged": "registry.k8s.io/e2e-test-images/agnhost"}
 
 

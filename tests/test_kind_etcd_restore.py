@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from pytest_kready import errors
-from pytest_kready.checks import resilience_etcd as etcd_check
+from pytest_kready.checks import etcd as etcd_check
 from pytest_kready.findings import Verdict
 from pytest_kready.providers import kind
 from pytest_kready.providers.kind import KindControlPlane

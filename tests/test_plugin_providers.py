@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from pytest_kready.resources import kind_config
 from pytest_kready import errors, providers
 from pytest_kready.providers import kind as kindmod
 from pytest_kready.providers.base import AUDIT_LOG, CONTROL_PLANE_EXEC, ETCD, ControlPlane, Provider
@@ -213,7 +214,7 @@ def test_kubeconfig_provider_capabilities_and_no_destroy(tmp_path):
 
 
 def test_render_fills_the_absolute_profile_dir(tmp_path):
-    template = (kindmod.KIND_CONFIGS / "hardened.yaml").read_text()
+    template = kind_config("hardened").read_text()
     rendered = yaml.safe_load(render_config(template, tmp_path / "profile"))
     assert rendered["kind"] == "Cluster" and rendered["apiVersion"] == "kind.x-k8s.io/v1alpha4"
     mount = rendered["nodes"][0]["extraMounts"][0]
@@ -245,7 +246,7 @@ def test_user_cluster_config_is_used_as_given(tmp_path):
 def test_hardened_kind_args_match_the_profile_definition():
     from pytest_kready.profiles import load_profile
 
-    config = yaml.safe_load((kindmod.KIND_CONFIGS / "hardened.yaml").read_text())
+    config = yaml.safe_load(kind_config("hardened").read_text())
     patch = yaml.safe_load(config["kubeadmConfigPatches"][0])
     assert patch["kind"] == "ClusterConfiguration"
     expected = load_profile("hardened").rendered_args(conf=kindmod.NODE_CONF_DIR, logdir=kindmod.NODE_LOG_DIR)

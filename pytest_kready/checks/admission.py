@@ -1,441 +1,85 @@
-"""Admission attempts and what refused them.
-
-``send`` makes one request and returns its status, body and warnings whatever the status (the refusal *is* the
-evidence). ``attempt_create`` creates an object (server-side dry-run by default) and classifies the answer:
-accepted, refused by an admission path (named: Pod Security Admission, ValidatingAdmissionPolicy, Kyverno,
-Gatekeeper, another webhook, ResourceQuota, LimitRange, ImagePolicyWebhook), invalid (API validation, not an
-admission decision), no permission, namespace gone, dry-run unsupported, or error. ``compliant_pod`` is the pod
-every positive control uses: it satisfies the restricted Pod Security profile, sets requests and limits, mounts
-no token, and carries a scheduling gate so that even a real create never runs anything.
-"""
+"""Image references: parsing as the container runtime does (Docker Hub defaults), mutable tags, and the
+registry allow-list of ``--kready-allowed-registries``."""
 
 from __future__ import annotations
 
-import copy
 import dataclasses
-import json
-import re
-import secrets
-import shlex
-from typing import Any
 
-from .. import errors
-
-ACCEPTED = "accepted"
-REFUSED = "refused"
-INVALID = "invalid"
-NO_PERMISSION = "no-permission"
-NAMESPACE_GONE = "namespace-gone"
-DRY_RUN_UNSUPPORTED = "dry-run-unsupported"
-ERROR = "error"
-
-SCHEDULING_GATE = "kready.dev/never-scheduled"
-PROBE_LABEL = "kready.dev/probe"
+DOCKER_HUB = "docker.io"
 
 
-@dataclasses.dataclass
-class Response:
-    status: int
-    body: Any
-    warnings: list[str] = dataclasses.field(default_factory=list)
+@dataclasses.dataclass(frozen=True)
+class ImageRef:
+    registry: str
+    path: str  # repository path inside the registry (library/x for Docker Hub official images)
+    tag: str | None
+    digest: str | None
 
     @property
-    def ok(self) -> bool:
-        return 200 <= self.status < 300
+    def repository(self) -> str:
+        return f"{self.registry}/{self.path}"
 
     @property
-    def message(self) -> str:
-        if isinstance(self.body, dict):
-            return str(self.body.get("message") or "")
-        return str(self.body or "")[:500]
-
-    @property
-    def reason(self) -> str:
-        return str(self.body.get("reason") or "") if isinstance(self.body, dict) else ""
-
-    def summary(self) -> dict[str, Any]:
-        """What a finding shows of the response: status, reason, message, warnings (never an object's data)."""
-        out: dict[str, Any] = {"status": self.status}
-        if not self.ok:
-            out.update(reason=self.reason, message=self.message)
-        if self.warnings:
-            out["warnings"] = self.warnings
-        return out
+    def mutable(self) -> bool:
+        """Untagged (means :latest) or :latest, and not pinned by digest."""
+        return self.digest is None and self.tag in (None, "latest")
 
 
-def send(api, method: str, path: str, *, query: dict[str, Any] | None = None, body: Any = None,
-         headers: dict[str, str] | None = None, timeout: float = 20, text: bool = False) -> Response:
-    """One request through ``api`` (a KreadyApiClient: retries, readonly guard); any HTTP status is returned,
-    not raised. Connection problems still raise (``errors.ClusterUnreachable``). ``text``: the whole body as
-    text (e.g. /metrics), not decoded JSON."""
-    hdrs = {"Accept": "application/json", **(headers or {})}
-    if body is not None:
-        hdrs.setdefault("Content-Type", "application/json")
-    params = [(k, v) for k, v in (query or {}).items() if v is not None]
-    request = api.param_serialize(method=method, resource_path=path, query_params=params or None,
-                                  header_params=hdrs, body=body, auth_settings=["BearerToken"])
-    try:
-        resp = api.call_api(*request, _request_timeout=timeout)
-    except errors.APIError as e:  # retries exhausted on 429/5xx, or raised by the REST layer
-        return Response(e.status, e.body or {"message": str(e)})
-    resp.read()
-    raw = resp.data or b""
-    warnings = [w for k, w in (resp.getheaders() or {}).items() if k.lower() == "warning"]
-    if text:
-        return Response(resp.status, raw.decode("utf-8", "replace"), _split_warnings(warnings))
-    try:
-        decoded: Any = json.loads(raw) if raw else None
-    except ValueError:
-        decoded = raw.decode("utf-8", "replace")[:2000]
-    return Response(resp.status, decoded, _split_warnings(warnings))
+def parse(image: str) -> ImageRef:
+    name, _, digest = image.partition("@")
+    first, _, rest = name.partition("/")
+    if rest and ("." in first or ":" in first or first == "localhost"):
+        registry, remainder = first, rest
+    else:
+        registry, remainder = DOCKER_HUB, name
+        if "/" not in remainder:
+            remainder = f"library/{remainder}"
+    last = remainder.rsplit("/", 1)[-1]
+    tag = None
+    if ":" in last:
+        remainder, _, tag = remainder.rpartition(":")
+    return ImageRef(registry.lower(), remainder, tag, digest or None)
 
 
-def _split_warnings(values: list[str]) -> list[str]:
-    out = []
-    for v in values:
-        # `299 - "text"` possibly several joined by commas
-        out += [m.group(1) for m in re.finditer(r'299 - "((?:[^"\\]|\\.)*)"', v)] or [v]
-    return out
+def unparsed_repository(image: str) -> str:
+    """``image`` as written, without its tag and digest."""
+    name = image.partition("@")[0]
+    head, _, last = name.rpartition("/")
+    last = last.partition(":")[0]
+    return f"{head}/{last}" if head else last
 
 
-# --- who refused ---------------------------------------------------------------------------------------------
-
-_PSA = re.compile(r'violates PodSecurity "([^"]+)"')
-_VAP = re.compile(r"ValidatingAdmissionPolicy '([^']+)'(?: with binding '([^']+)')? denied request")
-_WEBHOOK_DENIED = re.compile(r'admission webhook "([^"]+)" denied the request')
-_WEBHOOK_DRY_RUN = re.compile(r'admission webhook "([^"]+)" does not support dry run', re.I)
-_WEBHOOK_FAILED = re.compile(r'failed calling webhook "([^"]+)"')
-_QUOTA = re.compile(r"exceeded quota: ([^,\s]+)|failed quota: ([^:\s]+)")
-_LIMITRANGE = re.compile(r"(maximum|minimum) \S+ usage per (Container|Pod)|limit to request ratio per (Container|Pod)"
-                         r"|must be less than or equal to \S+ limit")
-_RBAC = re.compile(r'is forbidden: User "([^"]*)" cannot ')
-_TERMINATING = re.compile(r"because it is being terminated|namespaces? \"[^\"]+\" not found")
-_IMAGE_POLICY = re.compile(r"image policy webhook", re.I)
-
-
-def webhook_engine(name: str) -> str:
-    low = name.lower()
-    for key, engine in (("kyverno", "Kyverno"), ("gatekeeper", "Gatekeeper"), ("kubewarden", "Kubewarden"),
-                        ("jspolicy", "jsPolicy"), ("polaris", "Polaris"), ("datree", "Datree")):
-        if key in low:
-            return f"{engine} (admission webhook {name})"
-    return f"admission webhook {name}"
+def allowed(image: str, allow_list: tuple[str, ...]) -> bool:
+    """True when ``image`` comes from an entry of ``allow_list`` (a registry host, or a registry/path prefix
+    matched at a path boundary)."""
+    ref = parse(image)
+    full = ref.repository
+    for entry in allow_list:
+        entry = entry.lower().rstrip("/")
+        if entry in ("docker.io", "index.docker.io", "registry-1.docker.io") and ref.registry == DOCKER_HUB:
+            return True
+        if full == entry or full.startswith(entry + "/"):
+            return True
+    return False
 
 
-def refuser(message: str) -> str | None:
-    """Name the admission path a refusal message comes from, or None when it names none."""
-    if m := _PSA.search(message):
-        return f"Pod Security Admission ({m.group(1)})"
-    if m := _VAP.search(message):
-        binding = f", binding {m.group(2)}" if m.group(2) else ""
-        return f"ValidatingAdmissionPolicy {m.group(1)}{binding}"
-    if m := _WEBHOOK_DENIED.search(message):
-        return webhook_engine(m.group(1))
-    if m := _QUOTA.search(message):
-        return f"ResourceQuota {m.group(1) or m.group(2)}"
-    if _LIMITRANGE.search(message):
-        return "LimitRange"
-    if _IMAGE_POLICY.search(message):
-        return "ImagePolicyWebhook"
-    return None
-
-
-@dataclasses.dataclass
-class Attempt:
-    """One create attempt and what became of it."""
-
-    outcome: str
-    status: int
-    message: str = ""
-    refused_by: str | None = None
-    obj: dict | None = None  # the admitted object (after mutation) when accepted
-    warnings: list[str] = dataclasses.field(default_factory=list)
-    dry_run: bool = True
-    namespace: str | None = None
-
-    @property
-    def accepted(self) -> bool:
-        return self.outcome == ACCEPTED
-
-    @property
-    def refused(self) -> bool:
-        return self.outcome == REFUSED
-
-    def describe(self) -> str:
-        how = "server-side dry-run" if self.dry_run else "real create"
-        if self.accepted:
-            return f"accepted ({how})"
-        if self.refused:
-            return f"refused by {self.refused_by} ({how}): {_short(self.message)}"
-        return f"{self.outcome} ({how}, HTTP {self.status}): {_short(self.message)}"
-
-    def evidence(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"outcome": self.outcome, "dry_run": self.dry_run, "status": self.status}
-        if self.refused_by:
-            out["refused_by"] = self.refused_by
-        if self.message:
-            out["message"] = self.message
-        if self.warnings:
-            out["warnings"] = self.warnings
-        return out
-
-
-def _short(text: str, n: int = 240) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= n else text[: n - 1] + "…"
-
-
-def classify(resp: Response, *, dry_run: bool = True, namespace: str | None = None) -> Attempt:
-    """Turn the answer to a create into an ``Attempt``."""
-    msg = resp.message
-    base = dict(status=resp.status, message=msg, warnings=resp.warnings, dry_run=dry_run, namespace=namespace)
-    if resp.ok:
-        return Attempt(ACCEPTED, obj=resp.body if isinstance(resp.body, dict) else None, **base)
-    if _WEBHOOK_DRY_RUN.search(msg):
-        return Attempt(DRY_RUN_UNSUPPORTED, **base)
-    if resp.status >= 500 or _WEBHOOK_FAILED.search(msg):
-        return Attempt(ERROR, **base)
-    if _RBAC.search(msg):
-        return Attempt(NO_PERMISSION, **base)
-    if _TERMINATING.search(msg) and (resp.status in (403, 404)):
-        return Attempt(NAMESPACE_GONE, **base)
-    who = refuser(msg)
-    if who:
-        return Attempt(REFUSED, refused_by=who, **base)
-    if resp.status == 403:
-        return Attempt(REFUSED, refused_by="admission (unnamed plugin)", **base)
-    if resp.status == 422:
-        return Attempt(INVALID, **base)
-    return Attempt(ERROR, **base)
-
-
-# --- the requests --------------------------------------------------------------------------------------------
-
-
-def create_path(api, obj: dict, namespace: str) -> str:
-    res = api.resource(obj["apiVersion"], obj["kind"])
-    return res.path(None, namespace if res.namespaced else None)
-
-
-def attempt_create(cluster, obj: dict, namespace: str, *, dry_run: bool = True, api=None) -> Attempt:
-    """Create ``obj`` in ``namespace`` (labelled as the run's), server-side dry-run unless ``dry_run=False``."""
-    from ..client import FIELD_MANAGER, with_labels
-    from ..labels import created_annotation
-
-    api = api or cluster.api_client()
-    body = with_labels(obj, cluster.labels(), created_annotation())
-    body["metadata"]["namespace"] = namespace
-    query = {"fieldManager": FIELD_MANAGER, "dryRun": "All" if dry_run else None}
-    resp = send(api, "POST", create_path(api, body, namespace), query=query, body=body)
-    return classify(resp, dry_run=dry_run, namespace=namespace)
-
-
-def delete_pod(cluster, namespace: str, name: str) -> None:
-    """Delete a pod this run created (grace 0); gone already is fine."""
-    api = cluster.api_client()
-    send(api, "DELETE", f"/api/v1/namespaces/{namespace}/pods/{name}",
-         body={"apiVersion": "v1", "kind": "DeleteOptions", "gracePeriodSeconds": 0})
-
-
-def request_evidence(method: str, path: str, body: Any = None, *, dry_run: bool = True) -> dict[str, Any]:
-    out: dict[str, Any] = {"method": method, "path": path}
-    if dry_run:
-        out["query"] = {"dryRun": "All"}
-    if body is not None:
-        out["body"] = strip_meta(body)
-    return out
-
-
-def strip_meta(obj: Any) -> Any:
-    """``obj`` without the run's labels and annotations (shorter evidence and repro commands)."""
-    if not isinstance(obj, dict):
-        return obj
-    out = copy.deepcopy(obj)
-    meta = out.get("metadata")
-    if isinstance(meta, dict):
-        for k in ("labels", "annotations"):
-            meta.pop(k, None)
-    return out
-
-
-def kubectl_create(obj: dict, namespace: str, *, dry_run: bool = True) -> str:
-    """One line that reproduces a create: ``echo '<json>' | kubectl create --dry-run=server -n NS -f -``."""
-    text = json.dumps(strip_meta(obj), separators=(",", ":"), sort_keys=False)
-    flag = " --dry-run=server" if dry_run else ""
-    return f"echo {shlex.quote(text)} | kubectl create{flag} -n {shlex.quote(namespace)} -f -"
-
-
-# --- the compliant pod ---------------------------------------------------------------------------------------
-
-CONTAINER = "probe"
-
-
-def probe_name(prefix: str) -> str:
-    """A pod name unique to one attempt: ``kready-<prefix>-<6 hex>`` (DNS-1123, at most 63 characters)."""
-    clean = re.sub(r"[^a-z0-9-]+", "-", prefix.lower()).strip("-")[:40].strip("-") or "probe"
-    return f"kready-{clean}-{secrets.token_hex(3)}"
-
-
-def compliant_container(image: str, name: str = CONTAINER) -> dict:
-    return {
-        "name": name,
-        "image": image,
-        "imagePullPolicy": "IfNotPresent",
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "capabilities": {"drop": ["ALL"]},
-        },
-        "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"cpu": "50m", "memory": "32Mi"}},
+def outside_images(probe_image: str, allow_list: tuple[str, ...]) -> dict[str, str | None]:
+    """Attack images outside the allow-list (None where a variant would be inside it)."""
+    ref = parse(probe_image)
+    tail = ref.path.rsplit("/", 1)[-1]
+    tag = f"@{ref.digest}" if ref.digest else f":{ref.tag or '1.0'}"
+    entry = allow_list[0].rstrip("/") if allow_list else "registry.example"
+    host, _, prefix = entry.partition("/")
+    lookalike = (f"{entry}-kready-lookalike/{tail}{tag}" if prefix
+                 else f"{host}.kready-lookalike.example.com/{ref.path}{tag}")
+    candidates = {
+        "untrusted-registry": f"kready-untrusted.example.com/{ref.path}{tag}",
+        "docker-hub-short-name": f"{tail}{tag}",
+        "lookalike-registry": lookalike,
     }
+    return {k: (None if allowed(v, allow_list) else v) for k, v in candidates.items()}
 
 
-def compliant_pod(image: str, name: str | None = None) -> dict:
-    """A pod every policy worth having admits: restricted Pod Security profile, requests and limits, an
-    immutable image tag, no token, and a scheduling gate so that even when created it never runs."""
-    container = compliant_container(image)
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name or probe_name("compliant")},
-        "spec": {
-            "automountServiceAccountToken": False,
-            "enableServiceLinks": False,
-            "terminationGracePeriodSeconds": 0,
-            "schedulingGates": [{"name": SCHEDULING_GATE}],
-            "securityContext": {
-                "runAsNonRoot": True,
-                "runAsUser": 65532,
-                "runAsGroup": 65532,
-                "seccompProfile": {"type": "RuntimeDefault"},
-            },
-            "containers": [container],
-        },
-    }
-
-
-def ensure_pod_name(pod: dict, prefix: str) -> dict:
-    pod = copy.deepcopy(pod)
-    pod.setdefault("metadata", {})["name"] = probe_name(prefix)
-    return pod
-
-
-# --- dry-run against reality -----------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass
-class CrossCheck:
-    """The same pod in a throw-away namespace of the run: server-side dry-run and real create compared."""
-
-    namespace: str
-    dry: Attempt
-    real: Attempt
-
-    @property
-    def decisive(self) -> bool:
-        return self.dry.outcome in (ACCEPTED, REFUSED) and self.real.outcome in (ACCEPTED, REFUSED)
-
-    @property
-    def agree(self) -> bool:
-        return not self.decisive or self.dry.outcome == self.real.outcome
-
-    def evidence(self) -> dict[str, Any]:
-        return {"namespace": self.namespace, "dry_run": self.dry.describe(), "real_create": self.real.describe(),
-                "agree": self.agree}
-
-
-def wait_default_serviceaccount(api, namespace: str, timeout: float = 60) -> None:
-    """Pods are refused until a namespace's default ServiceAccount exists (a fresh namespace gets it shortly)."""
-    from ..waits import wait_for
-
-    wait_for(lambda: api.raw("GET", f"/api/v1/namespaces/{namespace}/serviceaccounts/default"), timeout=timeout,
-             interval=0.2, max_interval=2, retry_on=(errors.APINotFound,),
-             what=f"ServiceAccount default in namespace {namespace}")
-
-
-class PodProbe:
-    """State one suite module shares: the target namespaces, the compliant pod's answer in each (the positive
-    control, asked once), and in standard mode a throw-away namespace of the run for real creates."""
-
-    def __init__(self, cluster, session, *, scratch_prefix: str):
-        self.cluster = cluster
-        self.session = session
-        self.image = cluster.settings.image
-        self.scratch_prefix = scratch_prefix
-        self._targets: list[str] | None = None
-        self._controls: dict[str, Attempt] = {}
-        self._scratch: str | None = None
-        self._crosses: dict[str, CrossCheck] = {}
-        self.created_pods: list[tuple[str, str]] = []
-
-    @property
-    def standard(self) -> bool:
-        from ..settings import READONLY
-
-        return self.cluster.mode != READONLY
-
-    @property
-    def targets(self) -> list[str]:
-        if self._targets is None:
-            targets = self.cluster.target_namespaces()
-            fresh = self.cluster.defaults_namespace() if self.cluster.settings.namespaces is None else None
-            if fresh:  # the run's fresh namespace: its default ServiceAccount may not exist yet
-                wait_default_serviceaccount(self.cluster.api_client(), fresh)
-            self._targets = targets
-        return self._targets
-
-    def base_pod(self) -> dict:
-        return compliant_pod(self.image)
-
-    def control(self, namespace: str) -> Attempt:
-        """The positive control in ``namespace``: the compliant pod, server-side dry-run."""
-        if namespace not in self._controls:
-            self._controls[namespace] = attempt_create(self.cluster, self.base_pod(), namespace)
-        return self._controls[namespace]
-
-    def scratch(self) -> str | None:
-        """A fresh namespace of this run (standard mode only), made on first use and deleted by ``close``."""
-        if not self.standard:
-            return None
-        if self._scratch is None:
-            api = self.cluster.api_client()
-            name = self.session.namespace_name(self.scratch_prefix)
-            api.raw("POST", "/api/v1/namespaces", body={
-                "apiVersion": "v1", "kind": "Namespace", "metadata": self.cluster.metadata(name=name)})
-            self._scratch = name
-            wait_default_serviceaccount(api, name)
-        return self._scratch
-
-    def cross_check(self, key: str, pod: dict) -> CrossCheck | None:
-        """Dry-run and real create of ``pod`` in the throw-away namespace (the real pod is deleted at once; its
-        scheduling gate keeps it from ever running). None in readonly mode."""
-        if key in self._crosses:
-            return self._crosses[key]
-        ns = self.scratch()
-        if ns is None:
-            return None
-        dry = attempt_create(self.cluster, pod, ns)
-        real_pod = ensure_pod_name(pod, pod["metadata"]["name"].removeprefix("kready-")[:30])
-        real = attempt_create(self.cluster, real_pod, ns, dry_run=False)
-        if real.accepted:
-            self.created_pods.append((ns, real_pod["metadata"]["name"]))
-            delete_pod(self.cluster, ns, real_pod["metadata"]["name"])
-        self._crosses[key] = CrossCheck(ns, dry, real)
-        return self._crosses[key]
-
-    def close(self, *, keep: bool) -> None:
-        if self._scratch is None:
-            return
-        from ..cleanup import Ref, delete_owned, mark_kept, shielded
-
-        api = self.cluster.api_client()
-        ref = Ref("v1", "Namespace", self._scratch)
-        with shielded():
-            try:
-                if keep:
-                    mark_kept(api, ref, self.cluster.run_id)
-                    self.session.kept.append(ref)
-                else:
-                    delete_owned(api, ref, self.cluster.run_id)
-            except errors.APIError as e:
-                self.session.messages.append(f"could not delete namespace {self._scratch}: {e}")
+def mutable_images(probe_image: str) -> dict[str, str]:
+    repo = unparsed_repository(probe_image)
+    return {"latest": f"{repo}:latest", "untagged": repo}

@@ -12,7 +12,7 @@ import dataclasses
 import secrets as _secrets
 from typing import Any
 
-from .admission import Response, send
+from ..client import Response, send
 
 RBAC_GROUP = "rbac.authorization.k8s.io"
 SYSTEM_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease"})

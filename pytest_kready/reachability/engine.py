@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from .. import errors
+from ..kube import wait_default_serviceaccount
 from ..labels import created_annotation
 from ..settings import DEFAULT_IMAGE
 from ..waits import wait_for
@@ -169,9 +170,7 @@ class Engine:
         body = self._stamp({"apiVersion": "v1", "kind": "Namespace",
                             "metadata": {"name": name, "labels": dict(labels or {})}})
         self.api.raw("POST", "/api/v1/namespaces", body=body)
-        wait_for(lambda: self.api.raw("GET", f"/api/v1/namespaces/{name}/serviceaccounts/default"), timeout=60,
-                 interval=0.2, max_interval=2, retry_on=(errors.APINotFound,),
-                 what=f"ServiceAccount default in new namespace {name}")
+        wait_default_serviceaccount(self.api, name)
         return name
 
     def create(self, namespace: str, obj: dict) -> dict:

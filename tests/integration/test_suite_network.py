@@ -169,7 +169,7 @@ def test_readonly_mode_creates_no_pods_and_says_so(pytester, monkeypatch, baseli
 
 
 FAKE_CANARY = """
-from pytest_kready.reachability import audit
+from pytest_kready.checks import network as audit
 
 def _not_enforced(self):
     return audit.Enforcement(False, "the CNI does not enforce NetworkPolicy: (simulated by the test)")

@@ -28,8 +28,8 @@ from kubernetes.utils import create_from_dict
 # afterwards and imported again later, and cryptography's classes then stop matching ("curve must be an
 # EllipticCurve instance" when the slot-3 cluster writes its certificates)
 from pytest_kready import client as kclient
-from pytest_kready.checks import resilience_etcd as etcd
-from pytest_kready.checks import resilience_rollout as rollout
+from pytest_kready.checks import etcd as etcd
+from pytest_kready.checks import rollout as rollout
 from pytest_kready.findings import Verdict
 from pytest_kready.local.cli import default_bin_dir
 from pytest_kready.local.cluster import LocalCluster

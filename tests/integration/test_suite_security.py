@@ -16,7 +16,7 @@ import yaml
 from kubernetes import client
 from kubernetes.dynamic import DynamicClient
 
-from pytest_kready.checks import podsec
+from pytest_kready.checks import pod_security
 from pytest_kready.local.cli import default_bin_dir
 from pytest_kready.resources import profile_file, suites_dir
 
@@ -65,8 +65,8 @@ def verdicts(report: dict) -> dict[tuple[str, str, str | None], str]:
 
 def expected_checks(ns: str) -> dict[tuple[str, str, str | None], str]:
     """Every finding the four suites produce for one target namespace, keyed like ``verdicts``."""
-    keys = {(a.check_id, a.name, ns) for a in podsec.ATTACKS}
-    keys |= {(podsec.COMPLIANT_CHECK, "", ns), ("rbac.default-sa-secrets", "", ns), ("rbac.default-sa-exec", "", ns),
+    keys = {(a.check_id, a.name, ns) for a in pod_security.ATTACKS}
+    keys |= {(pod_security.COMPLIANT_CHECK, "", ns), ("rbac.default-sa-secrets", "", ns), ("rbac.default-sa-exec", "", ns),
              ("rbac.token-automount", "", ns), ("rbac.cluster-admin-subjects", "", None), ("rbac.wildcards", "", None),
              ("rbac.anonymous", "", None), ("rbac.anonymous", "", ns), ("resources.limits", "", ns),
              ("resources.quota", "", ns), ("images.mutable-tag", "latest", ns), ("images.mutable-tag", "untagged", ns),
@@ -111,7 +111,7 @@ def reference_namespace(api, core, ns_factory) -> str:
 
 BASELINE_SAFE = {  # stock defaults that are already safe, so these pass on baseline too (see the docs)
     "rbac.default-sa-secrets", "rbac.default-sa-exec", "rbac.cluster-admin-subjects", "rbac.wildcards",
-    "rbac.anonymous", podsec.COMPLIANT_CHECK,
+    "rbac.anonymous", pod_security.COMPLIANT_CHECK,
 }
 
 
@@ -150,7 +150,7 @@ def test_hardened_reference_namespace_passes_every_check(local_cluster, pytester
     assert "eyJ" not in text
     assert_nothing_left(core, report["run_id"])
     refusers = {f["response"]["refused_by"] for f in report["findings"]
-                if f["check_id"].startswith("pod-security.") and f["check_id"] != podsec.COMPLIANT_CHECK}
+                if f["check_id"].startswith("pod-security.") and f["check_id"] != pod_security.COMPLIANT_CHECK}
     assert refusers == {"Pod Security Admission (restricted:latest)"}
     images = {f["response"]["refused_by"] for f in report["findings"] if f["check_id"].startswith("images.")}
     assert images == {"ValidatingAdmissionPolicy kready-image-rules, binding kready-image-rules"}
@@ -170,7 +170,7 @@ def test_hardened_profile_has_no_cluster_wide_pod_security_default(local_cluster
                               suites=[SUITES[0], SUITES[2]])
     got = verdicts(report)
     assert got[("pod-security.privileged", "privileged", ns)] == "fail"
-    assert got[(podsec.COMPLIANT_CHECK, "", ns)] == "pass"
+    assert got[(pod_security.COMPLIANT_CHECK, "", ns)] == "pass"
     assert got[("images.mutable-tag", "latest", ns)] == "pass"
     assert got[("resources.limits", "", ns)] == "fail"
 

@@ -1,4 +1,4 @@
-"""Small Kubernetes helpers shared by the resilience checks (rollout, disruption, probes, storage, etcd).
+"""Small Kubernetes helpers shared by the checks (objects, pods, waits, selectors, text endpoints).
 
 Everything goes through a ``KreadyApiClient`` (``api.raw``: typed errors, the readonly guard), every object made
 here carries the run's ownership labels, and every wait has a deadline and reports what it saw last.
@@ -6,14 +6,12 @@ here carries the run's ownership labels, and every wait has a deadline and repor
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from typing import Any
 
-from .. import client as kclient
-from .. import errors, labels
-from ..findings import Verdict
-from ..waits import wait_for
+from . import client as kclient
+from . import errors, labels
+from .waits import wait_for
 
 # Pods made by these checks pass Pod Security "restricted", so they run in namespaces that enforce it.
 POD_SECURITY = {"runAsNonRoot": True, "runAsUser": 65534, "runAsGroup": 65534,
@@ -21,25 +19,6 @@ POD_SECURITY = {"runAsNonRoot": True, "runAsUser": 65534, "runAsGroup": 65534,
 CONTAINER_SECURITY = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
                       "readOnlyRootFilesystem": True}
 RESOURCES = {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"cpu": "500m", "memory": "64Mi"}}
-
-
-@dataclasses.dataclass
-class Result:
-    """What one check concluded about one target; ``record(kready_finding)`` turns it into a finding."""
-
-    verdict: Verdict
-    summary: str
-    evidence: dict[str, Any] = dataclasses.field(default_factory=dict)
-    target_namespace: str | None = None
-    severity: str = "medium"
-    repro: str | None = None
-    remediation: str | None = None
-    references: tuple[str, ...] = ()
-
-    def record(self, kready_finding) -> None:
-        kready_finding(self.verdict, self.summary, target_namespace=self.target_namespace, severity=self.severity,
-                       evidence=self.evidence, repro=self.repro, remediation=self.remediation,
-                       references=self.references)
 
 
 def object_meta(run_id: str, name: str, *, namespace: str | None = None, extra_labels: dict | None = None,
@@ -205,3 +184,10 @@ def percentile(values: list[float], q: float) -> float | None:
     ordered = sorted(values)
     rank = max(1, min(len(ordered), int(-(-q * len(ordered) // 100))))
     return ordered[rank - 1]
+
+
+def wait_default_serviceaccount(api, namespace: str, timeout: float = 60) -> None:
+    """Pods are refused until a namespace's default ServiceAccount exists (a fresh namespace gets it shortly)."""
+    wait_for(lambda: api.raw("GET", f"/api/v1/namespaces/{namespace}/serviceaccounts/default"), timeout=timeout,
+             interval=0.2, max_interval=2, retry_on=(errors.APINotFound,),
+             what=f"ServiceAccount default in namespace {namespace}")

@@ -7,7 +7,7 @@ delay, a termination grace period above preStop + drain, and a rolling update th
 requests on the same cluster. Both simulate two seconds of application start-up (``sleep 2`` before the server
 listens), as real applications have.
 
-``measure_rollout`` drives load (resilience_load) through the Service's ClusterIP from the in-cluster client for
+``measure_rollout`` drives load (pytest_kready/load.py) through the Service's ClusterIP from the in-cluster client for
 the whole rollout — before it starts, until every pod of the old revision is gone, and a little after — and
 ``judge`` turns it into a verdict: 0 failed requests passes.
 """
@@ -21,10 +21,10 @@ from datetime import datetime, timezone
 from typing import Any
 
 from .. import errors
-from ..findings import Verdict
+from ..findings import CheckResult, Verdict
 from ..waits import WaitTimeout, wait_for
-from . import resilience_load as load
-from .resilience_kube import (Result, container, create, get, list_items, merge_patch, object_meta, pod_spec,
+from .. import load
+from ..kube import (container, create, get, list_items, merge_patch, object_meta, pod_spec,
                               selector_string, service_selects)
 
 CHECK_ID = "rollout.zero-downtime"
@@ -220,7 +220,7 @@ def served_by(samples: list[load.Sample], name: str, old_hash: str | None, new_h
 
 
 def judge(m: Measurement, *, workload: str, check_reference: bool, name: str = "web",
-          shape: dict | None = None, target_namespace: str | None = None, repro: str | None = None) -> Result:
+          shape: dict | None = None, target_namespace: str | None = None, repro: str | None = None) -> CheckResult:
     """0 failed requests: pass. Too few requests, too many driver errors, a rollout that did not finish, or load
     that did not cover both revisions: inconclusive."""
     stats = load.summarize(m.samples)
@@ -238,33 +238,33 @@ def judge(m: Measurement, *, workload: str, check_reference: bool, name: str = "
     if check_reference:
         evidence["served_by_revision"] = served_by(m.samples, name, m.old_hash, m.new_hash)
     if m.error:
-        return Result(Verdict.INCONCLUSIVE, f"{workload}: the rollout did not complete: {m.error}",
+        return CheckResult(Verdict.INCONCLUSIVE, f"{workload}: the rollout did not complete: {m.error}",
                       evidence=evidence, **common)
     total = stats["requests"] + stats["driver_errors"]
     if stats["requests"] < 20 or stats["driver_errors"] > max(5, total // 10):
-        return Result(Verdict.INCONCLUSIVE,
+        return CheckResult(Verdict.INCONCLUSIVE,
                       f"{workload}: too little load measured ({stats['requests']} requests, "
                       f"{stats['driver_errors']} failed on the API server proxy, not the workload)",
                       evidence=evidence, **common)
     before = sum(1 for s in m.samples if s.t < (m.t_rollout or 0))
     after = sum(1 for s in m.samples if m.t_done is not None and s.t > m.t_done)
     if not before or not after:
-        return Result(Verdict.INCONCLUSIVE, f"{workload}: the load did not span the whole rollout",
+        return CheckResult(Verdict.INCONCLUSIVE, f"{workload}: the load did not span the whole rollout",
                       evidence=evidence, **common)
     if check_reference:
         by = evidence["served_by_revision"]
         if stats["failed"] == 0 and (not by["old"] or not by["new"]):
-            return Result(Verdict.INCONCLUSIVE, f"{workload}: the load did not reach both revisions "
+            return CheckResult(Verdict.INCONCLUSIVE, f"{workload}: the load did not reach both revisions "
                           f"(old {by['old']}, new {by['new']}): it did not measure the rollout",
                           evidence=evidence, **common)
     lat = stats["latency_ms"]
     numbers = (f"{stats['requests']} requests at {stats['rate_rps']}/s, p50 {lat['p50']} ms, p99 {lat['p99']} ms, "
                f"rollout {evidence['rollout_seconds']} s")
     if stats["failed"] == 0:
-        return Result(Verdict.PASS, f"{workload}: 0 failed requests during the rollout ({numbers})",
+        return CheckResult(Verdict.PASS, f"{workload}: 0 failed requests during the rollout ({numbers})",
                       evidence=evidence, severity="high", **common)
     kinds = ", ".join(f"{v} {k}" for k, v in stats["failure_kinds"].items())
-    return Result(Verdict.FAIL, f"{workload}: {stats['failed']} of {stats['requests']} requests failed during the "
+    return CheckResult(Verdict.FAIL, f"{workload}: {stats['failed']} of {stats['requests']} requests failed during the "
                   f"rollout ({kinds}; {numbers})", evidence=evidence, severity="high", remediation=REMEDIATION,
                   **common)
 
@@ -278,7 +278,7 @@ def reference_repro(namespace: str, name: str, host: str) -> str:
 
 
 def run_reference(api, new_api: Callable[[], Any], namespace: str, run_id: str, image: str, *, safe: bool = True,
-                  name: str = "web", timeout: float = 120) -> Result:
+                  name: str = "web", timeout: float = 120) -> CheckResult:
     """Deploy the reference workload (or the unsafe control) and the client in ``namespace``, roll it out under
     load, judge."""
     deployment, service = reference_workload(run_id, image, name=name, safe=safe)
@@ -291,7 +291,7 @@ def run_reference(api, new_api: Callable[[], Any], namespace: str, run_id: str, 
     client = load.LoadClient(api, namespace)
     ok, seen = load.warm_up(client, host, PORT, "/hostname")
     if not ok:
-        return Result(Verdict.INCONCLUSIVE, f"{workload}: the in-cluster client cannot reach Service {name} "
+        return CheckResult(Verdict.INCONCLUSIVE, f"{workload}: the in-cluster client cannot reach Service {name} "
                       f"({host}:{PORT}) before the rollout; last: {seen[-1].error or seen[-1].driver_error}",
                       target_namespace=namespace)
     trigger = {"spec": {"template": {"metadata": {"annotations": {"kready.dev/rollout": _now()}}}}}
@@ -318,21 +318,21 @@ def pick_service(services: list[dict], pod_labels: dict) -> tuple[dict, dict] | 
 
 
 def run_target(api, new_api: Callable[[], Any], client_namespace: str, run_id: str, image: str, *,
-               namespace: str, name: str, path: str = "/") -> Result:
+               namespace: str, name: str, path: str = "/") -> CheckResult:
     """Roll out the user's Deployment ``namespace/name`` (as ``kubectl rollout restart`` does) under load sent
     from ``client_namespace`` through the Service that selects its pods."""
     workload = f"Deployment {namespace}/{name}"
     common = dict(target_namespace=namespace, references=REFERENCES)
     dep = get(api, deployment_path(namespace, name))
     if dep is None:
-        return Result(Verdict.INCONCLUSIVE, f"--kready-rollout-target: {workload} does not exist", **common)
+        return CheckResult(Verdict.INCONCLUSIVE, f"--kready-rollout-target: {workload} does not exist", **common)
     spec = dep.get("spec") or {}
     if not spec.get("replicas", 1):
-        return Result(Verdict.INCONCLUSIVE, f"{workload} has 0 replicas: nothing to roll out under load", **common)
+        return CheckResult(Verdict.INCONCLUSIVE, f"{workload} has 0 replicas: nothing to roll out under load", **common)
     pod_labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
     picked = pick_service(list_items(api, f"/api/v1/namespaces/{namespace}/services"), pod_labels)
     if picked is None:
-        return Result(Verdict.INCONCLUSIVE, f"no Service with a ClusterIP and a TCP port selects the pods of "
+        return CheckResult(Verdict.INCONCLUSIVE, f"no Service with a ClusterIP and a TCP port selects the pods of "
                       f"{workload}; the load goes through a Service", **common)
     svc, port = picked
     host, port_no = svc["spec"]["clusterIP"], int(port["port"])
@@ -340,7 +340,7 @@ def run_target(api, new_api: Callable[[], Any], client_namespace: str, run_id: s
     ok, seen = load.warm_up(load.LoadClient(api, client_namespace), host, port_no, path)
     if not ok:
         last = seen[-1]
-        return Result(Verdict.INCONCLUSIVE,
+        return CheckResult(Verdict.INCONCLUSIVE,
                       f"before the rollout, GET {path} on Service {namespace}/{svc['metadata']['name']} "
                       f"({host}:{port_no}) did not answer 2xx/3xx from namespace {client_namespace} (last: "
                       f"{last.error or last.driver_error}); pass --kready-rollout-path, or allow that traffic",

@@ -23,9 +23,9 @@ import time
 from typing import Any
 
 from .. import errors, labels
-from ..findings import Verdict
+from ..findings import CheckResult, Verdict
 from ..waits import WaitTimeout, wait_for
-from .resilience_kube import (Result, container, create, delete, get, list_items, merge_patch, object_meta,
+from ..kube import (container, create, delete, get, list_items, merge_patch, object_meta,
                               pod_log, pod_spec, wait_gone, wait_pod)
 
 CHECK_ID = "storage.pvc-reclaim"
@@ -82,7 +82,7 @@ def _pv_summary(pv: dict | None) -> dict | None:
 
 
 def check_reclaim(api, namespace: str, run_id: str, image: str, storage_class: str, sc: dict, *,
-                  timeout: float = 120) -> Result:
+                  timeout: float = 120) -> CheckResult:
     """The whole cycle for one StorageClass; cleans up after itself (see the module docstring)."""
     token = secrets.token_hex(12)
     sc_policy = sc.get("reclaimPolicy", "Delete")
@@ -105,9 +105,9 @@ def check_reclaim(api, namespace: str, run_id: str, image: str, storage_class: s
         try:
             pod = wait_pod(api, namespace, "writer", timeout=timeout, phases=("Succeeded", "Failed"))
         except WaitTimeout as e:
-            return Result(Verdict.INCONCLUSIVE, f"StorageClass {storage_class}: no volume to write to: {e}", **common)
+            return CheckResult(Verdict.INCONCLUSIVE, f"StorageClass {storage_class}: no volume to write to: {e}", **common)
         if pod["status"]["phase"] != "Succeeded":
-            return Result(Verdict.INCONCLUSIVE, f"StorageClass {storage_class}: the writer pod failed: "
+            return CheckResult(Verdict.INCONCLUSIVE, f"StorageClass {storage_class}: the writer pod failed: "
                           f"{pod_log(api, namespace, 'writer')[-200:]!r}", **common)
         pvc = api.raw("GET", f"{pvc_base}/data-1")
         pv_name = pvc["spec"].get("volumeName")
@@ -146,17 +146,17 @@ def check_reclaim(api, namespace: str, run_id: str, image: str, storage_class: s
         if after is None or after.get("gone"):
             step(f"volume {pv_name} deleted with its claim")
             evidence["volume_after_claim_deletion"] = "deleted"
-            return Result(Verdict.FAIL, f"StorageClass {storage_class} has reclaim policy {policy}: deleting the "
+            return CheckResult(Verdict.FAIL, f"StorageClass {storage_class} has reclaim policy {policy}: deleting the "
                           f"claim deleted volume {pv_name} and its data", severity="high", repro=_repro(storage_class),
                           remediation=_remediation(storage_class), **common)
         evidence["volume_after_claim_deletion"] = _pv_summary(after)
         phase = (after.get("status") or {}).get("phase")
         if policy != "Retain":
-            return Result(Verdict.FAIL, f"StorageClass {storage_class} has reclaim policy {policy}: volume {pv_name} "
+            return CheckResult(Verdict.FAIL, f"StorageClass {storage_class} has reclaim policy {policy}: volume {pv_name} "
                           f"is {phase} after its claim was deleted, not kept for reuse", severity="high",
                           repro=_repro(storage_class), remediation=_remediation(storage_class), **common)
         if phase != "Released":
-            return Result(Verdict.INCONCLUSIVE, f"StorageClass {storage_class}: volume {pv_name} is {phase}, not "
+            return CheckResult(Verdict.INCONCLUSIVE, f"StorageClass {storage_class}: volume {pv_name} is {phase}, not "
                           "Released, after its claim was deleted", **common)
         step(f"volume {pv_name} Released and kept (Retain)")
 
@@ -169,7 +169,7 @@ def check_reclaim(api, namespace: str, run_id: str, image: str, storage_class: s
         try:
             pod = wait_pod(api, namespace, "reader", timeout=timeout, phases=("Succeeded", "Failed"))
         except WaitTimeout as e:
-            return Result(Verdict.FAIL, f"StorageClass {storage_class}: the kept volume {pv_name} could not be used "
+            return CheckResult(Verdict.FAIL, f"StorageClass {storage_class}: the kept volume {pv_name} could not be used "
                           f"by a new claim: {e}", repro=_repro(storage_class),
                           remediation=f"Check the provisioner of {storage_class} ({sc.get('provisioner')}): a "
                                       "retained volume must be bindable to a new claim once its claimRef is "
@@ -179,9 +179,9 @@ def check_reclaim(api, namespace: str, run_id: str, image: str, storage_class: s
         evidence["marker_read"] = read[:100]
         step(f"claim data-2 bound to {pv_name}; reader got {read[:40]!r}")
         if pod["status"]["phase"] == "Succeeded" and read == token:
-            return Result(Verdict.PASS, f"StorageClass {storage_class}: the volume outlived its claim (Released, "
+            return CheckResult(Verdict.PASS, f"StorageClass {storage_class}: the volume outlived its claim (Released, "
                           f"Retain) and a new claim read the data back", severity="high", **common)
-        return Result(Verdict.FAIL, f"StorageClass {storage_class}: volume {pv_name} was kept but the data did not "
+        return CheckResult(Verdict.FAIL, f"StorageClass {storage_class}: volume {pv_name} was kept but the data did not "
                       f"read back (got {read[:60]!r})", severity="high", repro=_repro(storage_class),
                       remediation=f"Check the provisioner of {storage_class} ({sc.get('provisioner')}): a retained "
                                   "volume must keep its data and be bindable to a new claim.", **common)

@@ -23,9 +23,9 @@ from __future__ import annotations
 from typing import Any
 
 from .. import errors
-from ..findings import Verdict
+from ..findings import CheckResult, Verdict
 from ..waits import WaitTimeout, wait_for
-from .resilience_kube import (Result, container, create, get, list_items, merge_patch, object_meta, pod_ready,
+from ..kube import (container, create, get, list_items, merge_patch, object_meta, pod_ready,
                               pod_spec, selector_matches, selector_string, service_selects)
 
 PDB_CHECK_ID = "disruption.pdb"
@@ -85,8 +85,8 @@ def evict_repro(namespace: str, pod: str) -> str:
             "\nEOF")
 
 
-def check_pdbs(api, evict_api, namespace: str) -> list[Result]:
-    """disruption.pdb for one namespace: one Result per workload with more than one replica."""
+def check_pdbs(api, evict_api, namespace: str) -> list[CheckResult]:
+    """disruption.pdb for one namespace: one CheckResult per workload with more than one replica."""
     workloads = [(k, o) for k, o in list_workloads(api, namespace) if ((o.get("spec") or {}).get("replicas", 1) or 0) > 1]
     if not workloads:
         return []
@@ -99,7 +99,7 @@ def check_pdbs(api, evict_api, namespace: str) -> list[Result]:
 
 
 def _check_workload_pdb(evict_api, namespace: str, kind: str, obj: dict, pdbs: list[dict],
-                        pods: list[dict]) -> Result:
+                        pods: list[dict]) -> CheckResult:
     name = obj["metadata"]["name"]
     replicas = obj["spec"].get("replicas", 1)
     what = f"{kind} {namespace}/{name} ({replicas} replicas)"
@@ -109,12 +109,12 @@ def _check_workload_pdb(evict_api, namespace: str, kind: str, obj: dict, pdbs: l
                                 "pod_labels": labels, "pdbs": [p["metadata"]["name"] for p in matching]}
     common = dict(target_namespace=namespace, references=PDB_REFERENCES, evidence=evidence)
     if not matching:
-        return Result(Verdict.FAIL, f"{what} has no PodDisruptionBudget: a node drain may take all its pods at once",
+        return CheckResult(Verdict.FAIL, f"{what} has no PodDisruptionBudget: a node drain may take all its pods at once",
                       repro=f"kubectl -n {namespace} get pdb -o wide", severity="medium",
                       remediation="Create a PodDisruptionBudget selecting its pods, e.g.\n"
                                   + pdb_yaml(namespace, name, kind, obj), **common)
     if len(matching) > 1:
-        return Result(Verdict.FAIL, f"{what} is selected by {len(matching)} PodDisruptionBudgets "
+        return CheckResult(Verdict.FAIL, f"{what} is selected by {len(matching)} PodDisruptionBudgets "
                       f"({', '.join(evidence['pdbs'])}): the Eviction API refuses every eviction of its pods (500), "
                       "so node drains stall", repro=f"kubectl -n {namespace} get pdb -o wide",
                       remediation="Keep exactly one PodDisruptionBudget per workload.", **common)
@@ -126,10 +126,10 @@ def _check_workload_pdb(evict_api, namespace: str, kind: str, obj: dict, pdbs: l
                                                       "expectedPods", "observedGeneration")}
     pdb_name = pdb["metadata"]["name"]
     if (status.get("observedGeneration") or 0) < (pdb["metadata"].get("generation") or 0):
-        return Result(Verdict.INCONCLUSIVE, f"{what}: PodDisruptionBudget {pdb_name} has no current status "
+        return CheckResult(Verdict.INCONCLUSIVE, f"{what}: PodDisruptionBudget {pdb_name} has no current status "
                       "(is the disruption controller running?)", **common)
     if status.get("desiredHealthy", 0) == 0 and status.get("expectedPods", 0) > 0:
-        return Result(Verdict.FAIL, f"{what}: PodDisruptionBudget {pdb_name} lets every pod go at once "
+        return CheckResult(Verdict.FAIL, f"{what}: PodDisruptionBudget {pdb_name} lets every pod go at once "
                       f"({evidence['budget']}): it never refuses an eviction",
                       repro=f"kubectl -n {namespace} get pdb {pdb_name} -o yaml",
                       remediation="Set maxUnavailable: 1 (or minAvailable below the replica count but above 0).",
@@ -137,33 +137,33 @@ def _check_workload_pdb(evict_api, namespace: str, kind: str, obj: dict, pdbs: l
     ready = [p for p in pods if selector_matches(pdb["spec"].get("selector"), (p["metadata"].get("labels") or {}))
              and pod_ready(p)]
     if not ready:
-        return Result(Verdict.INCONCLUSIVE, f"{what}: no ready pod to ask the Eviction API about", **common)
+        return CheckResult(Verdict.INCONCLUSIVE, f"{what}: no ready pod to ask the Eviction API about", **common)
     pod = ready[0]["metadata"]["name"]
     accepted, code, message = dry_run_evict(evict_api, namespace, pod)
     evidence["dry_run_eviction"] = {"pod": pod, "accepted": accepted, "status": code, "message": message[:300]}
     repro = evict_repro(namespace, pod)
     if allowed == 0:
         if accepted:
-            return Result(Verdict.FAIL, f"{what}: the Eviction API accepted evicting pod {pod} although "
+            return CheckResult(Verdict.FAIL, f"{what}: the Eviction API accepted evicting pod {pod} although "
                           f"PodDisruptionBudget {pdb_name} allows no disruption now", repro=repro, severity="high",
                           remediation="The API server must enforce PodDisruptionBudgets on evictions; check for "
                                       "admission webhooks or a modified API server.", **common)
         if code != 429:
-            return Result(Verdict.INCONCLUSIVE, f"{what}: the dry-run eviction of {pod} failed with {code}, not "
+            return CheckResult(Verdict.INCONCLUSIVE, f"{what}: the dry-run eviction of {pod} failed with {code}, not "
                           f"the budget's 429: {message[:200]}", repro=repro, **common)
         evidence["blocks_drain"] = status.get("currentHealthy", 0) >= status.get("expectedPods", 0)
         note = (" (it allows none even with every pod healthy: node drains will wait until you scale up)"
                 if evidence["blocks_drain"] else "")
-        return Result(Verdict.PASS, f"{what}: PodDisruptionBudget {pdb_name}; an eviction that would breach it is "
+        return CheckResult(Verdict.PASS, f"{what}: PodDisruptionBudget {pdb_name}; an eviction that would breach it is "
                       f"refused (429){note}", repro=repro, **common)
     if not accepted:
-        return Result(Verdict.INCONCLUSIVE, f"{what}: PodDisruptionBudget {pdb_name} allows {allowed} disruption(s) "
+        return CheckResult(Verdict.INCONCLUSIVE, f"{what}: PodDisruptionBudget {pdb_name} allows {allowed} disruption(s) "
                       f"but the dry-run eviction of {pod} was refused ({code}): {message[:200]}", repro=repro,
                       **common)
     evidence["breach_refusal"] = (f"evicting {allowed + 1} pods at once would breach the budget; a dry run cannot "
                                   f"consume budget, so the refusal is shown on the reference budget "
                                   f"({EVICTION_CHECK_ID})")
-    return Result(Verdict.PASS, f"{what}: PodDisruptionBudget {pdb_name} allows {allowed} disruption(s) of "
+    return CheckResult(Verdict.PASS, f"{what}: PodDisruptionBudget {pdb_name} allows {allowed} disruption(s) of "
                   f"{status.get('currentHealthy')} healthy pods; the dry-run eviction answers accordingly",
                   repro=repro, **common)
 
@@ -171,7 +171,7 @@ def _check_workload_pdb(evict_api, namespace: str, kind: str, obj: dict, pdbs: l
 # --- the reference budget --------------------------------------------------------------------------------
 
 
-def reference_budget(api, evict_api, namespace: str, run_id: str, image: str, *, timeout: float = 90) -> Result:
+def reference_budget(api, evict_api, namespace: str, run_id: str, image: str, *, timeout: float = 90) -> CheckResult:
     """Two pods; a budget allowing one disruption (dry-run eviction accepted), then none (must be refused)."""
     app = {"app.kubernetes.io/name": "guarded"}
     create(api, {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": object_meta(run_id, "guarded",
@@ -201,7 +201,7 @@ def reference_budget(api, evict_api, namespace: str, run_id: str, image: str, *,
     try:
         budget(1)
     except WaitTimeout as e:
-        return Result(Verdict.INCONCLUSIVE, f"reference budget not in place: {e}", **common)
+        return CheckResult(Verdict.INCONCLUSIVE, f"reference budget not in place: {e}", **common)
     pods = [p for p in list_items(api, f"/api/v1/namespaces/{namespace}/pods",
                                   labelSelector=selector_string({"matchLabels": app})) if pod_ready(p)]
     pod = pods[0]["metadata"]["name"]
@@ -209,27 +209,27 @@ def reference_budget(api, evict_api, namespace: str, run_id: str, image: str, *,
     evidence["control"] = {"budget": {"maxUnavailable": 1}, "pod": pod, "accepted": accepted, "status": code,
                            "message": message[:300]}
     if not accepted:
-        return Result(Verdict.INCONCLUSIVE, f"the Eviction API refused a dry-run eviction the budget allows "
+        return CheckResult(Verdict.INCONCLUSIVE, f"the Eviction API refused a dry-run eviction the budget allows "
                       f"({code}: {message[:200]}): it refuses everything, so a refusal would prove nothing",
                       repro=evict_repro(namespace, pod), **common)
     merge_patch(api, pdb_path, {"spec": {"maxUnavailable": 0}})
     try:
         budget(0)
     except WaitTimeout as e:
-        return Result(Verdict.INCONCLUSIVE, f"reference budget not updated: {e}", **common)
+        return CheckResult(Verdict.INCONCLUSIVE, f"reference budget not updated: {e}", **common)
     accepted, code, message = dry_run_evict(evict_api, namespace, pod)
     evidence["breach"] = {"budget": {"maxUnavailable": 0}, "pod": pod, "accepted": accepted, "status": code,
                           "message": message[:300]}
     repro = evict_repro(namespace, pod)
     if accepted:
-        return Result(Verdict.FAIL, "the Eviction API accepted an eviction that breaches a PodDisruptionBudget "
+        return CheckResult(Verdict.FAIL, "the Eviction API accepted an eviction that breaches a PodDisruptionBudget "
                       "(0 disruptions allowed)", repro=repro, severity="high",
                       remediation="The API server must enforce PodDisruptionBudgets on evictions; look for an "
                                   "admission webhook or API server change that bypasses them.", **common)
     if code != 429:
-        return Result(Verdict.INCONCLUSIVE, f"the breaching dry-run eviction failed with {code}, not 429: "
+        return CheckResult(Verdict.INCONCLUSIVE, f"the breaching dry-run eviction failed with {code}, not 429: "
                       f"{message[:200]}", repro=repro, **common)
-    return Result(Verdict.PASS, "an eviction that would breach a PodDisruptionBudget is refused (429); one the "
+    return CheckResult(Verdict.PASS, "an eviction that would breach a PodDisruptionBudget is refused (429); one the "
                   "budget allows is accepted", repro=repro, **common)
 
 
@@ -272,8 +272,8 @@ def describe_endpoint(e: tuple | None) -> str:
     return str(e)
 
 
-def check_probes(api, namespace: str) -> list[Result]:
-    """probes.separate for one namespace: one Result per workload it judges."""
+def check_probes(api, namespace: str) -> list[CheckResult]:
+    """probes.separate for one namespace: one CheckResult per workload it judges."""
     workloads = list_workloads(api, namespace, PROBED_KINDS)
     if not workloads:
         return []
@@ -286,7 +286,7 @@ def check_probes(api, namespace: str) -> list[Result]:
     return results
 
 
-def judge_probes(namespace: str, kind: str, obj: dict, services: list[dict]) -> Result | None:
+def judge_probes(namespace: str, kind: str, obj: dict, services: list[dict]) -> CheckResult | None:
     name = obj["metadata"]["name"]
     pod = (obj.get("spec") or {}).get("template") or {}
     containers = (pod.get("spec") or {}).get("containers") or []
@@ -314,9 +314,9 @@ def judge_probes(namespace: str, kind: str, obj: dict, services: list[dict]) -> 
              "{.name}{\"\\t\"}{.readinessProbe}{\"\\t\"}{.livenessProbe}{\"\\n\"}{end}'")
     common = dict(target_namespace=namespace, references=PROBE_REFERENCES, evidence=evidence, repro=repro)
     if problems:
-        return Result(Verdict.FAIL, f"{what}: " + "; ".join(problems), severity="medium",
+        return CheckResult(Verdict.FAIL, f"{what}: " + "; ".join(problems), severity="medium",
                       remediation="Add a readinessProbe that reports whether the container can take traffic now "
                                   "(e.g. /readyz, failing during start-up, overload and shutdown), and keep the "
                                   "livenessProbe on a separate endpoint that fails only when a restart helps "
                                   "(e.g. /healthz or /livez), with a higher failureThreshold.", **common)
-    return Result(Verdict.PASS, f"{what}: readiness present and distinct from liveness", severity="medium", **common)
+    return CheckResult(Verdict.PASS, f"{what}: readiness present and distinct from liveness", severity="medium", **common)

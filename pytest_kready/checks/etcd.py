@@ -20,10 +20,10 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import errors
-from ..findings import Verdict
+from ..findings import CheckResult, Verdict
 from ..providers.base import EtcdEndpoint
 from ..waits import WaitTimeout, wait_for
-from .resilience_kube import Result, create, get, object_meta
+from ..kube import create, get, object_meta
 
 CHECK_ID = "etcd.snapshot-restore"
 REFERENCES = (
@@ -74,7 +74,7 @@ def marker(run_id: str, name: str, token: str) -> dict:
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": object_meta(run_id, name), "data": {"token": token}}
 
 
-def run_drill(api, new_api: Callable[[], Any], cp, namespace: str, run_id: str, *, timeout: float = 240) -> Result:
+def run_drill(api, new_api: Callable[[], Any], cp, namespace: str, run_id: str, *, timeout: float = 240) -> CheckResult:
     """The drill on ``cp`` (a ControlPlane); ``new_api()`` gives a client that does not retry (for polling)."""
     cm = f"/api/v1/namespaces/{namespace}/configmaps"
     tokens = {"a": secrets.token_hex(8), "b": secrets.token_hex(8)}
@@ -93,14 +93,14 @@ def run_drill(api, new_api: Callable[[], Any], cp, namespace: str, run_id: str, 
         proc = save_snapshot(cp, save_path)
         evidence["snapshot_seconds"] = round(time.monotonic() - t, 2)
         if proc.returncode != 0:
-            return Result(Verdict.FAIL, f"etcd snapshot failed: {_last(proc)}", repro=repro, **remedy, **common)
+            return CheckResult(Verdict.FAIL, f"etcd snapshot failed: {_last(proc)}", repro=repro, **remedy, **common)
         create(api, marker(run_id, "kready-marker-b", tokens["b"]), namespace)
 
         t0 = time.monotonic()
         try:
             cp.restore_etcd(node_path, timeout=timeout)
         except (errors.KreadyError, OSError) as e:
-            return Result(Verdict.FAIL, f"etcd restore failed: {e}", repro=repro, **remedy, **common)
+            return CheckResult(Verdict.FAIL, f"etcd restore failed: {e}", repro=repro, **remedy, **common)
         evidence["restore_call_seconds"] = round(time.monotonic() - t0, 1)
         evidence["data_dir_after"] = cp.etcd.data_dir
         poll = new_api()
@@ -109,7 +109,7 @@ def run_drill(api, new_api: Callable[[], Any], cp, namespace: str, run_id: str, 
                 wait_for(lambda: str(poll.raw("GET", "/readyz", timeout=5)).strip() == "ok", timeout=timeout, interval=1,
                          retry_on=(errors.KreadyError, errors.APIError), what="API server ready after the restore")
             except WaitTimeout as e:
-                return Result(Verdict.FAIL, f"the API did not come back after the restore: {e}", repro=repro,
+                return CheckResult(Verdict.FAIL, f"the API did not come back after the restore: {e}", repro=repro,
                               **remedy, **common)
             evidence["api_ready_seconds"] = round(time.monotonic() - t0, 1)
             a = wait_for(lambda: get(poll, f"{cm}/kready-marker-a") or {"absent": True}, timeout=60, interval=1,
@@ -125,7 +125,7 @@ def run_drill(api, new_api: Callable[[], Any], cp, namespace: str, run_id: str, 
         evidence["after_restore"] = {"marker_a": "present" if a_ok else "missing", "marker_b":
                                      "absent" if b_gone else "present"}
         if a_ok and b_gone:
-            return Result(Verdict.PASS, f"etcd snapshot restored in {restore_s} s (API serving again): marker A "
+            return CheckResult(Verdict.PASS, f"etcd snapshot restored in {restore_s} s (API serving again): marker A "
                           "created before the snapshot is back, marker B created after it is gone", repro=repro,
                           **common)
         problems = []
@@ -133,7 +133,7 @@ def run_drill(api, new_api: Callable[[], Any], cp, namespace: str, run_id: str, 
             problems.append("marker A (created before the snapshot) is missing")
         if not b_gone:
             problems.append("marker B (created after the snapshot) still exists: the restore did not roll back")
-        return Result(Verdict.FAIL, f"etcd restore drill: {'; '.join(problems)}", repro=repro, **remedy, **common)
+        return CheckResult(Verdict.FAIL, f"etcd restore drill: {'; '.join(problems)}", repro=repro, **remedy, **common)
     finally:
         try:
             cp.run(["rm", "-f", node_path], timeout=30)

@@ -26,8 +26,8 @@ import threading
 import time
 from typing import Any
 
-from .. import errors
-from .resilience_kube import container, create, object_meta, percentile, pod_spec, wait_pod
+from . import errors
+from .kube import container, create, object_meta, percentile, pod_spec, wait_pod
 
 CLIENT_NAME = "kready-load-client"
 CLIENT_PORT = 8080

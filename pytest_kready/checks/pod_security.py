@@ -18,7 +18,7 @@ from typing import Any
 from ..findings import Verdict
 from ..resources import profile_file
 from . import references as ref
-from .admission import (DRY_RUN_UNSUPPORTED, INVALID, NAMESPACE_GONE, NO_PERMISSION, Attempt, CrossCheck,
+from ..attempts import (DRY_RUN_UNSUPPORTED, INVALID, NAMESPACE_GONE, NO_PERMISSION, Attempt, CrossCheck,
                         compliant_container, probe_name)
 
 _MISSING = object()

@@ -29,14 +29,13 @@ from __future__ import annotations
 import dataclasses
 import random
 import threading
-from collections.abc import Callable
 from typing import Any
 
 from .. import errors, labels
 from ..waits import WaitTimeout
-from .engine import Engine, Result, Source, pod_ready, pod_state
-from .model import POD_LABEL, ROLE_LABEL, Target, pod_manifest
-from .truthtable import TruthTable
+from ..reachability.engine import Engine, Result, Source, pod_ready, pod_state
+from ..reachability.model import POD_LABEL, ROLE_LABEL, Target, pod_manifest
+from ..reachability.truthtable import TruthTable
 
 PROBE_PORT = 8080
 KUBELET_PORT = 10250
@@ -70,10 +69,10 @@ class Enforcement:
 class NetworkAudit:
     """Places the pods and runs the probes for the network checks (lazily, once, thread-safe)."""
 
-    def __init__(self, cluster: Any, name_for: Callable[[str], str]):
+    def __init__(self, cluster: Any):
         self.cluster = cluster
         self.api = cluster.api_client()
-        self.name_for = name_for
+        self.name_for = cluster.namespace_name
         self.run_id = cluster.run_id
         self.engine = Engine(self.api, exec_client_factory=lambda: cluster.api_client(new=True),
                              image=cluster.settings.image, labels=cluster.labels())
@@ -356,25 +355,16 @@ class NetworkAudit:
         return [{"name": p["metadata"]["name"], "spec": p.get("spec") or {}} for p in items or []]
 
     # --- cleanup ---------------------------------------------------------------------------------------------------
-    def close(self, *, keep: bool = False) -> list[str]:
-        """Delete (or, with ``keep``, mark kept) what the audit made; returns what was kept."""
-        from ..cleanup import Ref, delete_owned, mark_kept, shielded
+    def close(self, *, failed: bool) -> None:
+        """Delete (or keep, per ``--kready-keep``) what the audit made."""
+        from ..cleanup import Ref
 
-        kept = []
         refs = [Ref("v1", kind, name, ns) for kind, ns, name in self.created]
         refs += [Ref("v1", "Namespace", name) for name in self.namespaces.values()]
-        with shielded():
-            for ref in refs:
-                try:
-                    if keep:
-                        mark_kept(self.api, ref, self.run_id)
-                        kept.append(ref)
-                    else:
-                        delete_owned(self.api, ref, self.run_id)
-                except errors.APIError:
-                    pass
-        self.engine.close()
-        return kept
+        try:
+            self.cluster.release(refs, failed=failed)
+        finally:
+            self.engine.close()
 
 
 class AuditError(Exception):
