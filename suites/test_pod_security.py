@@ -4,7 +4,10 @@ mode). A refusal by any admission path counts and the evidence names it. The com
 control: refused too, and the namespace's verdict is inconclusive, never pass. In standard mode each attack pod
 is also created for real in a throw-away namespace of the run, to prove the dry-run tells the truth.
 
-Control-to-check table: docs/checks-pod-security.md.
+The controls are those of the Pod Security Admission policy registry of the pinned Kubernetes version
+(pytest_kready/checks/data/psa-controls-v1.<minor>.json). Verdicts, evidence, repro and remediation come from
+pytest_kready/checks/pod_security.py; this module only records them. Control-to-check table:
+docs/checks-pod-security.md.
 """
 
 from __future__ import annotations
@@ -13,8 +16,6 @@ import pytest
 
 from pytest_kready import attempts
 from pytest_kready.checks import pod_security
-from pytest_kready.checks import references as ref
-from pytest_kready.findings import Verdict
 
 pytestmark = pytest.mark.kready_mode("readonly")
 
@@ -40,25 +41,7 @@ def test_compliant_pod_is_admitted(pod_probe, kready_finding):
     pod = pod_probe.base_pod()
     cross = pod_probe.cross_check("compliant", pod)
     for ns in _targets(pod_probe, kready_finding):
-        control = pod_probe.control(ns)
-        decided = pod_security.judge_control(control)
-        if decided is None:
-            verdict, summary = Verdict.PASS, "the compliant pod is admitted (server-side dry-run)"
-            if cross is not None and not cross.real.accepted:
-                verdict = Verdict.INCONCLUSIVE
-                summary += (f"; but its real create in throw-away namespace {cross.namespace} was not: "
-                            f"{cross.real.describe()}")
-        else:
-            verdict, summary = decided
-        kready_finding(
-            verdict, summary, target_namespace=ns, severity="info",
-            request=attempts.request_evidence("POST", f"/api/v1/namespaces/{ns}/pods", pod),
-            response=control.evidence(), repro=attempts.kubectl_create(pod, ns),
-            remediation=None if verdict is Verdict.PASS else (
-                "Find what refuses a pod meeting the restricted Pod Security profile (the refusal message names it) "
-                "and let such pods through: until then no refusal here proves anything."),
-            references=(ref.CIS_POLICY_MECHANISM, ref.PSS_URL),
-            evidence={"cross_check": cross.evidence() if cross else None})
+        pod_security.compliant_result(pod, ns, pod_probe.control(ns), cross).record(kready_finding)
 
 
 @pytest.mark.parametrize("attack_name", [
@@ -66,20 +49,8 @@ def test_compliant_pod_is_admitted(pod_probe, kready_finding):
 def test_attack_pod_is_refused(attack_name, pod_probe, kready_finding):
     """One attack pod (the compliant pod with one change) must be refused, or neutralised, in every target."""
     attack = pod_security.attacks_for_image(pod_probe.image)[attack_name]
-    base = pod_probe.base_pod()
-    pod = attack.build(base)
+    pod = attack.build(pod_probe.base_pod())
     cross = pod_probe.cross_check(attack.name, pod)
     for ns in _targets(pod_probe, kready_finding):
-        control = pod_probe.control(ns)
         attempt = attempts.attempt_create(pod_probe.cluster, pod, ns)
-        verdict, summary = pod_security.judge_attack(attack, control, attempt, cross)
-        kready_finding(
-            verdict, summary, target_namespace=ns, severity=attack.severity,
-            request=attempts.request_evidence("POST", f"/api/v1/namespaces/{ns}/pods", pod),
-            response=attempt.evidence(), repro=attempts.kubectl_create(pod, ns),
-            remediation=None if verdict is Verdict.PASS else pod_security.namespace_remediation(ns, attack.level),
-            references=attack.references,
-            evidence={"attack": attack.name, "control": attack.control, "level": attack.level,
-                      "changes": attack.changes(), "also_violates": list(attack.also),
-                      "positive_control": control.evidence(),
-                      "cross_check": cross.evidence() if cross else None})
+        pod_security.attack_result(attack, pod, ns, pod_probe.control(ns), attempt, cross).record(kready_finding)
