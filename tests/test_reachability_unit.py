@@ -13,12 +13,14 @@ from pathlib import Path
 import pytest
 
 import pytest_kready.fixtures  # noqa: F401  (imported before pytester snapshots sys.modules)
+from pytest_kready.checks import network as net
 from pytest_kready.reachability import engine as engine_mod
 from pytest_kready.reachability.engine import Engine, Lab, Source
 from pytest_kready.reachability.model import (DNS_NAME, NS_LABEL, POD_LABEL, Model, NamespaceModel, Target, key_matches,
                                               pod_manifest, security_context, service_manifest)
-from pytest_kready.reachability.probe import (Answer, ExecError, Probe, ProbeSession, classify, exec_timeout,
-                                              kubectl_line, parse, probe_lines, script, session_script)
+from pytest_kready.reachability.probe import (Answer, ExecError, ExecResult, Probe, ProbeSession, classify,
+                                              exec_timeout, kubectl_line, parse, probe_lines, script, session_script)
+from pytest_kready.reachability.sampling import Alive, Decision, SettleWindow, decide
 from pytest_kready.reachability.truthtable import TruthTable
 
 BUSYBOX = shutil.which("busybox") or "/bin/busybox"
@@ -393,10 +395,13 @@ def test_session_script_reads_probes_then_rounds(busybox_bin):
 
 
 class _Scripted:
-    """Stands in for ``ProbeSession``: round n of a pod answers with ``rounds[n]`` (the last one repeats)."""
+    """Stands in for ``ProbeSession``: round n of a pod answers with ``rounds[n]`` (the last one repeats); a
+    round is ``values(pod, probe)`` → True / False / None or an ``Answer``. Probes of ``localhost`` (the targets'
+    proofs of life) answer ``local(pod, probe, n)``: True unless given."""
 
-    def __init__(self, rounds):
+    def __init__(self, rounds, local=None):
         self.rounds = rounds
+        self.local = local or (lambda pod, p, n: True)
         self.calls: dict[str, int] = {}
         self.closed = 0
         self.lock = threading.Lock()
@@ -410,7 +415,11 @@ class _Scripted:
                     n = scripted.calls.get(pod, 0)
                     scripted.calls[pod] = n + 1
                 values = scripted.rounds[min(n, len(scripted.rounds) - 1)]
-                return {i: Answer(values(pod, p), "scripted") for i, p in enumerate(probes)}
+                out = {}
+                for i, p in enumerate(probes):
+                    v = scripted.local(pod, p, n) if p.host == "127.0.0.1" else values(pod, p)
+                    out[i] = v if isinstance(v, Answer) else Answer(v, "scripted")
+                return out
 
             def close(self):
                 with scripted.lock:
@@ -426,59 +435,141 @@ def engine(monkeypatch):
     eng.close()
 
 
-def _lab(engine) -> Lab:
-    lab = Lab(engine, Model.grid(["x"], ["a", "b"], ports=[80]), {"x": "real-x"})
+def _lab(engine, protocol="TCP") -> Lab:
+    lab = Lab(engine, Model.grid(["x"], ["a", "b"], ports=[80], protocols=[protocol]), {"x": "real-x"})
     lab.sources = [Source("x/a", "real-x", "a"), Source("x/b", "real-x", "b")]
-    lab.targets = [Target("x/a", 80, host="10.0.0.1"), Target("x/b", 80, host="10.0.0.2")]
+    lab.targets = [Target("x/a", 80, protocol, host="10.0.0.1"), Target("x/b", 80, protocol, host="10.0.0.2")]
+    lab.pods = {"x/a": {}, "x/b": {}}
     return lab
 
 
-def _run(monkeypatch, engine, rounds, expected=None, **kw):
-    scripted = _Scripted(rounds)
+def _run(monkeypatch, engine, rounds, expected=None, local=None, protocol="TCP", **kw):
+    scripted = _Scripted(rounds, local)
     monkeypatch.setattr(engine_mod, "ProbeSession", scripted)
-    lab = _lab(engine)
+    lab = _lab(engine, protocol)
     kw.setdefault("pause", 0)
     kw.setdefault("settle_pause", 0)
     result = lab.observe(expected(lab) if expected else None, **kw)
     return result, scripted
 
 
-def test_two_identical_rounds_that_match_end_the_sampling(monkeypatch, engine):
+A_TO_B, B_TO_A = ("x/a", Target("x/b", 80)), ("x/b", Target("x/a", 80))
+
+
+# the rule itself
+
+
+def test_a_cell_connects_if_any_counted_round_connected():
+    assert decide([False, False, True], [True, True, True]).value is True
+    assert decide([None, True, None], [False, False, False]).value is True
+
+
+def test_blocked_needs_min_rounds_failures_with_the_target_shown_alive_in_the_same_round():
+    assert decide([False] * 3, [True] * 3) == Decision(False, 3, 3)
+    some = decide([False] * 3, [True, False, True])
+    assert some.value is None and some.proofs == 2 and some.pending and "2 counted round(s); 3 are needed" in some.why
+    dead = decide([False] * 3, [False] * 3, alive_text="no listener")
+    assert dead.value is None and not dead.pending
+    assert dead.why == ("the target was not shown alive in any of the 3 counted round(s) its probe failed in "
+                        "(no listener)")
+    assert decide([False] * 3, None).value is False  # aliveness not asked for: a raw observation
+    assert decide([False, False], [True, True]).value is None  # too few rounds
+    errors = decide([None, None, False], [True, True, True])
+    assert errors.value is None and errors.pending
+    assert decide([], []).why.startswith("no round counted")
+
+
+def test_rounds_of_the_settle_window_do_not_count():
+    w = SettleWindow(5, expectation=True)
+    w.add(False, 0.0, 0.5)
+    assert w.open and list(w.counted()) == []
+    w.add(True, 0.6, 1.0)  # the first round that agrees closes the window and counts
+    w.add(True, 1.1, 1.4)
+    assert list(w.counted()) == [1, 2]
+    w.add(False, 1.5, 1.9)  # disagreeing while younger than settle: still settling
+    assert w.open and list(w.counted()) == []
+    w.add(False, 5.0, 5.3)  # after settle every round counts, agreeing or not
+    w.add(False, 5.4, 5.7)
+    assert list(w.counted()) == [4, 5]
+    free = SettleWindow(5, expectation=False)
+    free.add(False, 0, 0.1)
+    assert list(free.counted()) == [0]
+
+
+def test_alive_specs():
+    a, b, c = ("r", Target("a", 1)), ("r", Target("b", 1)), ("r", Target("c", 1))
+    spec = Alive.by(a, text="a").also_any([b, c], text="b or c")
+    assert spec.cells() == {a, b, c} and spec.text == "a; b or c" and spec.possible
+    assert spec.holds({a: True, c: True}) and not spec.holds({a: True, b: False}) and not spec.holds({b: True})
+    assert Alive.known("Ready").holds({}) and not Alive.never("no endpoint").holds({a: True})
+    assert not Alive.never("x").possible and not Alive.by(a).also_any([]).possible
+
+
+# the engine
+
+
+def test_three_counted_rounds_that_match_end_the_sampling(monkeypatch, engine):
     result, scripted = _run(monkeypatch, engine, [lambda pod, p: True], expected=lambda lab: lab.expect(True))
-    assert result.ok and result.stable and result.rounds == 2 and scripted.calls == {"a": 2, "b": 2}
+    assert result.ok and result.stable and result.rounds == 3 and scripted.calls == {"a": 3, "b": 3}
+    assert list(result.counted) == [0, 1, 2]
     assert scripted.closed == 2  # every session is closed at the end
 
 
-def test_a_flapping_cell_keeps_sampling_until_it_settles(monkeypatch, engine):
-    flap = [lambda pod, p: True, lambda pod, p: pod != "a", lambda pod, p: True, lambda pod, p: True]
-    result, _ = _run(monkeypatch, engine, flap, expected=lambda lab: lab.expect(True))
-    assert result.ok and result.rounds == 4
-    cell = ("x/a", Target("x/b", 80))
-    assert result.history[cell] == [True, False, True, True] and "seen: + - + +" in result.detail(*cell)
+def test_two_agreeing_blocked_rounds_no_longer_decide_a_connect_in_the_sample_wins(monkeypatch, engine):
+    """The false pass of "stop when two rounds agree": under load, timeouts read as blocked twice in a row."""
+    flaky = [lambda pod, p: Answer(False, "timeout", "timed out"), lambda pod, p: Answer(False, "timeout", "x"),
+             lambda pod, p: Answer(True, "connected")]
+    result, _ = _run(monkeypatch, engine, flaky, expected=lambda lab: lab.expect(False), settle=0)
+    assert result.rounds == 3 and not result.ok
+    assert result.observed.get(*A_TO_B) is True and result.seen(*A_TO_B) == ["timeout", "timeout", "connected"]
 
 
-def test_a_stable_mismatch_waits_for_settle_then_reports(monkeypatch, engine):
-    result, _ = _run(monkeypatch, engine, [lambda pod, p: True], expected=lambda lab: lab.expect(False),
-                     settle=0.3, settle_pause=0.05)
-    assert not result.ok and result.stable and result.rounds > 2 and len(result.wrong) == 2
-    report = result.report()
-    assert "2 cell(s) differ" in report and "expected blocked, observed connects" in report
-    assert "kubectl exec -n real-x a -- /agnhost connect 10.0.0.2:80 --timeout=2s" in report
-
-
-def test_a_late_policy_is_waited_for(monkeypatch, engine):
+def test_settling_rounds_do_not_count(monkeypatch, engine):
     late = [lambda pod, p: True, lambda pod, p: True, lambda pod, p: False]
     result, _ = _run(monkeypatch, engine, late, expected=lambda lab: lab.expect(False), settle=30)
-    assert result.ok and result.rounds == 4
+    assert result.ok and result.rounds == 5 and result.counted_from == 2
+    assert result.history[A_TO_B] == [True, True, False, False, False]
+    assert "seen: + + | - - -" in result.detail(*A_TO_B)
 
 
-def test_cells_still_changing_at_the_deadline_are_unknown(monkeypatch, engine):
-    rounds = [(lambda pod, p, n=n: pod == "b" or n % 2 == 0) for n in range(1000)]
-    result, _ = _run(monkeypatch, engine, rounds, deadline=0.2)
-    assert not result.stable
-    assert result.observed.get("x/a", Target("x/b", 80)) is None
-    assert result.observed.get("x/b", Target("x/a", 80)) is True
-    assert "NOT stable" in result.summary()
+def test_a_disagreeing_round_inside_the_settle_window_starts_the_count_again(monkeypatch, engine):
+    flap = [lambda pod, p: True, lambda pod, p: pod != "a", lambda pod, p: True, lambda pod, p: True]
+    result, _ = _run(monkeypatch, engine, flap, expected=lambda lab: lab.expect(True))
+    assert result.ok and result.rounds == 5 and result.counted_from == 2
+    assert result.history[A_TO_B] == [True, False, True, True, True]
+    assert "seen: + - | + + +" in result.detail(*A_TO_B)
+
+
+def test_a_target_that_never_answers_is_unknown_not_blocked(monkeypatch, engine):
+    """x/b has nothing listening: every probe to it fails, whatever the policies say."""
+    result, _ = _run(monkeypatch, engine, [lambda pod, p: Answer(False, "refused", "Connection refused")],
+                     expected=lambda lab: lab.expect(False), local=lambda pod, p, n: pod != "b", deadline=30)
+    assert result.observed.get(*B_TO_A) is False  # x/a answers on localhost: shown alive, blocked
+    assert result.observed.get(*A_TO_B) is None and not result.ok
+    assert result.rounds == 3  # nothing more rounds could change: no waiting for the deadline
+    why = result.decisions[A_TO_B].why
+    assert "not shown alive in any of the 3 counted round(s)" in why and "x/b answers on localhost:80/TCP" in why
+    ev = result.cell_evidence(*A_TO_B)
+    assert ev["seen"] == ["refused"] * 3 and ev["message"] == "Connection refused" and ev["observed"] == "unknown"
+    assert ev["alive"] == "x/b answers on localhost:80/TCP: in 0 of 3 counted round(s)"
+    assert "not shown alive" in result.report()
+
+
+def test_a_target_alive_in_some_rounds_is_sampled_until_enough_rounds_prove_it(monkeypatch, engine):
+    result, _ = _run(monkeypatch, engine, [lambda pod, p: False], expected=lambda lab: lab.expect(False),
+                     local=lambda pod, p, n: pod != "b" or n % 2 == 0, deadline=30)
+    assert result.ok and result.rounds == 5 and result.decisions[A_TO_B].proofs == 3
+    assert result.alive_rounds(Target("x/b", 80)) == [True, False, True, False, True]
+
+
+def test_udp_cells_need_a_udp_path_that_works(monkeypatch, engine):
+    result, _ = _run(monkeypatch, engine, [lambda pod, p: False], expected=lambda lab: lab.expect(False),
+                     protocol="UDP", deadline=30)
+    assert result.unknown == [A_TO_B[:1] + (Target("x/b", 80, "UDP"),), B_TO_A[:1] + (Target("x/a", 80, "UDP"),)]
+    assert "a UDP probe between pods connects" in result.decisions[(A_TO_B[0], Target("x/b", 80, "UDP"))].why
+    one_way, _ = _run(monkeypatch, engine, [lambda pod, p: pod == "a"], protocol="UDP", deadline=30)
+    assert one_way.observed.get("x/a", Target("x/b", 80, "UDP")) is True
+    assert one_way.observed.get("x/b", Target("x/a", 80, "UDP")) is False  # a UDP path works: x/a → x/b
 
 
 def test_probes_that_cannot_answer_are_unknown_not_blocked(monkeypatch, engine):
@@ -486,6 +577,35 @@ def test_probes_that_cannot_answer_are_unknown_not_blocked(monkeypatch, engine):
                      deadline=0.2)
     assert not result.ok and not result.stable and result.unknown
     assert all(v is None for v in result.observed.values.values())
+    assert "NOT complete" in result.summary()
+
+
+def test_static_proofs_and_their_revocation(monkeypatch, engine):
+    monkeypatch.setattr(engine_mod, "ProbeSession", _Scripted([lambda pod, p: False]))
+    lab = _lab(engine)
+    alive = {lab.targets[0]: Alive.known("pod a is Ready through a readiness probe on port 80")}
+    result = engine.observe(lab.sources, lab.targets, alive=alive, pause=0)
+    assert result.observed.get(*B_TO_A) is False and result.observed.get(*A_TO_B) is None  # x/b: no entry
+    assert result.alive_detail(Target("x/a", 80)) == "pod a is Ready through a readiness probe on port 80"
+    result.revoke(Target("x/a", 80), "pod a restarted during the sample")
+    assert result.observed.get(*B_TO_A) is None and result.decisions[B_TO_A].why == "pod a restarted during the sample"
+    raw = engine.observe(lab.sources, lab.targets, pause=0)  # no aliveness asked for: every failure counts
+    assert raw.observed.counts()["blocked"] == 2
+
+
+def test_the_lab_proves_its_pods_alive_from_inside_them(engine):
+    lab = _lab(engine)
+    controls, control_sources, alive = lab.aliveness()
+    local = Target.local(80)
+    assert controls == [("x/b", local), ("x/a", local)] and control_sources == []  # the pods are sources
+    assert alive[Target("x/b", 80)].cells() == {("x/b", local)}
+    ns_lab = Lab(engine, Model.grid(["x"], ["a"], ports=[80], sources="namespace", dns=True), {"x": "real-x"})
+    ns_lab.sources = [Source("x", "real-x", "probe")]
+    ns_lab.targets = [Target("x/a", 80, host="10.0.0.1"), Target.dns()]
+    ns_lab.pods = {"x/a": {}}
+    controls, control_sources, alive = ns_lab.aliveness()
+    assert control_sources == [Source("x/a", "real-x", "a")] and controls == [("x/a", local)]
+    assert alive[Target.dns()].groups == ((("x", Target.dns()),),)
 
 
 def test_expectations_must_have_the_probed_shape(monkeypatch, engine):
@@ -495,6 +615,8 @@ def test_expectations_must_have_the_probed_shape(monkeypatch, engine):
         lab.observe(wrong)
     with pytest.raises(ValueError, match="without an address"):
         engine.observe(lab.sources, [Target("x/a", 80)])
+    with pytest.raises(ValueError, match="not probed"):
+        engine.observe(lab.sources, lab.targets, alive={lab.targets[0]: Alive.by(("x/a", Target.local(81)))})
 
 
 def test_lab_helpers(engine):
@@ -516,3 +638,139 @@ def test_the_fixture_is_offered_with_kready(pytester):
     assert "kready_reachability" in result.stdout.str()
     plain = pytester.runpytest_subprocess("--fixtures", "-p", "no:cacheprovider")
     assert "kready_reachability" not in plain.stdout.str()
+
+
+# --- the network checks' proofs of life (pytest_kready/checks/network.py) ------------------------------------------
+
+
+def _pod(name, *, ready=True, ports=(8080,), readiness=None, uid="u1", restarts=0, ip="10.0.0.9"):
+    container = {"name": "app", "ports": [{"containerPort": p, "name": f"p-{p}"} for p in ports]}
+    if readiness is not None:
+        container["readinessProbe"] = readiness
+    return {"metadata": {"name": name, "uid": uid},
+            "spec": {"containers": [container]},
+            "status": {"phase": "Running", "podIP": ip,
+                       "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
+                       "containerStatuses": [{"name": "app", "restartCount": restarts}]}}
+
+
+def test_readiness_probes_prove_the_port_they_connect_to():
+    assert net.readiness_ports({"readinessProbe": {"tcpSocket": {"port": 8080}}}) == {8080: "tcpSocket"}
+    named = {"ports": [{"name": "http", "containerPort": 9000}], "readinessProbe": {"httpGet": {"port": "http"}}}
+    assert net.readiness_ports(named) == {9000: "httpGet"}
+    assert net.readiness_ports({"readinessProbe": {"grpc": {"port": 50051}}}) == {50051: "grpc"}
+    assert net.readiness_ports({"readinessProbe": {"httpGet": {"port": 80, "host": "example.com"}}}) == {}
+    assert net.readiness_ports({"readinessProbe": {"exec": {"command": ["true"]}}}) == {}
+    web = _pod("web", readiness={"tcpSocket": {"port": 8080}})
+    assert net.ready_proof(web, 8080) == ("pod web is Ready through a tcpSocket readiness probe on port 8080 "
+                                          "(container app)")
+    assert net.ready_proof(web, 9090) is None  # a readiness probe on another port proves nothing here
+    assert net.ready_proof(_pod("w", ready=False, readiness={"tcpSocket": {"port": 8080}}), 8080) is None
+
+
+PROC_NET_TCP = """\
+  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 00000000:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000 65534        0 1 1 0000000000000000
+   1: 0100007F:2382 00000000:0000 0A 00000000:00000000 00:00000000 00000000 65534        0 2 1 0000000000000000
+   2: 0900000A:1F91 0A00000A:C350 01 00000000:00000000 00:00000000 00000000 65534        0 3 1 0000000000000000
+   3: 0900000A:0050 00000000:0000 0A 00000000:00000000 00:00000000 00000000 65534        0 4 1 0000000000000000
+  sl  local_address                         remote_address                        st tx_queue rx_queue
+   0: 00000000000000000000000000000000:20FB 00000000000000000000000000000000:0000 0A 00000000:00000000
+   1: 00000000000000000000000001000000:1F92 00000000000000000000000000000000:0000 0A 00000000:00000000
+   2: 0000000000000000FFFF00000100007F:1F93 00000000000000000000000000000000:0000 0A 00000000:00000000
+"""
+
+
+def test_listeners_seen_inside_a_pod_exclude_loopback_and_connections():
+    # 0.0.0.0:8080, 10.0.0.9:80 and [::]:8443 listen; 127.0.0.1:9090, [::1]:8082 and [::ffff:127.0.0.1]:8083
+    # cannot answer another pod; 10.0.0.9:8081 is a connection, not a listener
+    assert net.listening_ports(PROC_NET_TCP) == {8080, 80, 8443}
+
+
+def test_a_service_needs_a_ready_endpoint_on_its_port():
+    slices = [{"metadata": {"labels": {"kubernetes.io/service-name": "web"}},
+               "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
+               "endpoints": [{"addresses": ["10.0.0.9"], "conditions": {"ready": True},
+                              "targetRef": {"kind": "Pod", "name": "web-1"}},
+                             {"addresses": ["10.0.0.8"], "conditions": {"ready": False},
+                              "targetRef": {"kind": "Pod", "name": "web-2"}}]},
+              {"metadata": {"labels": {"kubernetes.io/service-name": "other"}},
+               "ports": [{"name": "http", "port": 80}], "endpoints": [{"addresses": ["10.0.0.7"]}]}]
+    assert net.ready_endpoints(slices, "web", "http") == [{"ip": "10.0.0.9", "port": 8080, "pod": "web-1"}]
+    assert net.ready_endpoints(slices, "web", "metrics") == []
+    assert net.ready_endpoints(slices, "ghost", "") == []
+
+
+def test_a_proof_resting_on_a_pod_must_hold_after_the_sample():
+    before = _pod("web", readiness={"tcpSocket": {"port": 8080}})
+    stamp = net.pod_stamp(before, True)
+    assert net.still_alive(stamp, before) is None
+    assert net.still_alive(stamp, _pod("web", restarts=1)) == "pod web restarted during the sample"
+    assert net.still_alive(stamp, _pod("web", uid="u2")) == "pod web was replaced or deleted during the sample"
+    assert net.still_alive(stamp, None) == "pod web was replaced or deleted during the sample"
+    assert net.still_alive(stamp, _pod("web", ready=False)).startswith("pod web stopped being Ready")
+    assert net.still_alive(net.pod_stamp(before, False), _pod("web", ready=False)) is None
+
+
+class _FakeExecutor:
+    def __init__(self, outputs):
+        self.outputs = outputs
+        self.calls = []
+
+    def run(self, namespace, pod, argv, *, container=None, timeout=60):
+        self.calls.append((namespace, pod, tuple(argv), container))
+        out = self.outputs[pod]
+        if isinstance(out, Exception):
+            raise out
+        return ExecResult(0, out, "")
+
+
+def _audit(outputs, placed=True):
+    audit = net.NetworkAudit.__new__(net.NetworkAudit)
+    audit.proofs, audit.execs, audit.target_ns = {}, {}, {}
+    audit.placements = {"shop": net.Placement("shop", pod="kready-probe-r" if placed else None,
+                                              ip="10.0.0.50" if placed else None)}
+    audit.engine = type("E", (), {"executor": _FakeExecutor(outputs)})()
+    return audit
+
+
+def test_how_each_workload_target_is_shown_alive():
+    web = _pod("web", readiness={"tcpSocket": {"port": 8080}}, ports=(8080, 9090))
+    idle = _pod("idle", ports=(7000,), ip="10.0.0.10")
+    listening = _pod("listening", ports=(80,), ip="10.0.0.11")
+    audit = _audit({"idle": "  sl  local_address\n", "listening": PROC_NET_TCP, "web": PROC_NET_TCP})
+    t = {name: Target.address(f"shop/pod {pod['metadata']['name']}", pod["status"]["podIP"], port)
+         for name, pod, port in [("web", web, 8080), ("metrics", web, 9090), ("idle", idle, 7000),
+                                 ("listening", listening, 80)]}
+    svc = {"web": Target.address("shop/svc web", "10.96.0.5", 80), "ghost": Target.address("shop/svc ghost",
+                                                                                         "10.96.0.6", 80)}
+    slices = [{"metadata": {"labels": {"kubernetes.io/service-name": "web"}}, "ports": [{"name": "", "port": 8080}],
+               "endpoints": [{"addresses": ["10.0.0.9"], "conditions": {"ready": True},
+                              "targetRef": {"kind": "Pod", "name": "web"}}]}]
+    audit._prove("shop", [(t["web"], web), (t["metrics"], web), (t["idle"], idle), (t["listening"], listening)],
+                  [(svc["web"], {"metadata": {"name": "web"}}, {"port": 80}),
+                   (svc["ghost"], {"metadata": {"name": "ghost"}}, {"port": 80})],
+                  slices, {"web": web, "idle": idle, "listening": listening})
+    p = audit.proofs
+    assert p[t["web"]].alive.static.startswith("pod web is Ready through a tcpSocket readiness probe on port 8080")
+    assert p[t["web"]].pods == [("web", "u1", 0, True)]
+    # 9090 of web has no readiness probe and no listener (PROC_NET_TCP has none on 9090): the namespace's own probe
+    # pod may still show it alive; otherwise it is never blocked
+    assert p[t["metrics"]].control and p[t["metrics"]].alive.cells() == {("shop", t["metrics"])}
+    assert "pod web: no readiness probe on port 9090, and no listener on it seen inside the pod" in \
+        p[t["metrics"]].alive.text
+    assert p[t["listening"]].alive.static == ("a listener on port 80 seen inside pod listening "
+                                               "(cat /proc/net/tcp /proc/net/tcp6)")
+    assert p[t["listening"]].pods == [("listening", "u1", 0, False)]
+    assert p[t["idle"]].control
+    assert p[svc["web"]].alive.static.startswith("ready endpoint 10.0.0.9:8080 of Service web: pod web is Ready")
+    assert p[svc["ghost"]].alive == Alive.never("Service ghost has no ready endpoint for port 80")
+    calls = audit.engine.executor.calls
+    assert sorted(c[1] for c in calls) == ["idle", "listening", "web"] and all(c[2][0] == "cat" for c in calls)
+    assert all("changes nothing" in line for line in audit.execs["shop"])
+    # without a probe pod in the namespace there is nothing left to try: never blocked
+    bare = _audit({"idle": ExecError("exec in shop/idle failed to start: no cat")}, placed=False)
+    bare._prove("shop", [(t["idle"], idle)], [], None, {"idle": idle})
+    spec = bare.proofs[t["idle"]].alive
+    assert not spec.possible and "its listeners could not be read (exec in shop/idle failed to start: no cat)" in \
+        spec.text and "no probe pod in shop" in spec.text

@@ -26,6 +26,7 @@ from ..settings import DEFAULT_IMAGE
 from ..waits import wait_for
 from .model import (NS_LABEL, POD_LABEL, PROBE_POD, ROLE_LABEL, Model, Target, pod_manifest, service_manifest)
 from .probe import AGNHOST_PARALLEL, TCP_PARALLEL, Answer, Executor, Probe, ProbeSession, kubectl_line
+from .sampling import MIN_ROUNDS, Alive, Decision, SettleWindow, decide
 from .truthtable import Cell, TruthTable, word
 
 DEFAULT_TIMEOUT = 2.0  # seconds per probe (denied traffic that is rejected answers at once)
@@ -46,19 +47,25 @@ class Source:
 
 @dataclasses.dataclass
 class Result:
-    """One observation: the observed table (and the expectation it was compared with)."""
+    """One observation: the observed table (and the expectation it was compared with), every round's answers, and
+    how each cell was decided (see ``sampling``)."""
 
     observed: TruthTable
     expected: TruthTable | None
-    answers: dict[Cell, Answer]
-    history: dict[Cell, list[bool | None]]
+    answers: dict[Cell, Answer]  # the last round's
+    history: dict[Cell, list[bool | None]]  # every round's value, settling rounds included (control cells too)
     rounds: int
     seconds: float
-    stable: bool
+    stable: bool  # the sample is complete: settled, at least min_rounds counted, nothing left that more could decide
     sources: dict[str, Source]
     probes: dict[Target, Probe]
     timeout: float = DEFAULT_TIMEOUT
     namespaces: dict[str, str] = dataclasses.field(default_factory=dict)
+    samples: dict[Cell, list[Answer]] = dataclasses.field(default_factory=dict)  # every round's answer
+    counted_from: int | None = 0  # the first counted round (None: the sample never left the settle window)
+    decisions: dict[Cell, Decision] = dataclasses.field(default_factory=dict)
+    alive: dict[Target, Alive] | None = None
+    min_rounds: int = MIN_ROUNDS
 
     @property
     def wrong(self) -> list[tuple[str, Target, bool | None, bool | None]]:
@@ -73,14 +80,80 @@ class Result:
     def unknown(self) -> list[Cell]:
         return [c for c in self.observed.cells() if self.observed.get(*c) is None]
 
+    @property
+    def counted(self) -> range:
+        return range(self.counted_from, self.rounds) if self.counted_from is not None else range(0)
+
+    def seen(self, row: str, col: Target) -> list[str]:
+        """What the probe saw in each counted round (connected, refused, timeout, ...)."""
+        answers = self.samples.get((row, col), [])
+        return [answers[i].category for i in self.counted if i < len(answers)]
+
+    def alive_rounds(self, col: Target) -> list[bool] | None:
+        """Per counted round, whether ``col`` was shown alive (None: aliveness was not asked for)."""
+        if self.alive is None:
+            return None
+        return _shown(self.alive.get(col), self.history, self.counted)
+
+    def alive_detail(self, col: Target) -> str:
+        """How ``col`` was shown alive: ``Ready ...`` or ``<how>: in 3 of 3 counted rounds``."""
+        if self.alive is None:
+            return "not asked for"
+        spec = self.alive.get(col)
+        if spec is None:
+            return "no way to show it alive"
+        if spec.static is not None:
+            return spec.static
+        shown = self.alive_rounds(col) or []
+        return f"{spec.text or 'control probes'}: in {sum(shown)} of {len(shown)} counted round(s)"
+
     def detail(self, row: str, col: Target) -> str:
+        """The last answer; what each counted round saw when they differ; why a cell is unknown; and the values of
+        every round (``|`` ends the settle window) when they changed."""
         answer = self.answers.get((row, col))
         text = str(answer) if answer else ""
-        seen = self.history.get((row, col), [])
+        parts = [text] if text else []
+        seen = self.seen(row, col)
         if len(set(seen)) > 1:
-            text = (text + "; " if text else "") + "seen: " + " ".join(
-                {True: "+", False: "-", None: "?"}[v] for v in seen)
-        return text
+            counts: dict[str, int] = {}
+            for cat in seen:
+                counts[cat] = counts.get(cat, 0) + 1
+            parts.append("counted rounds: " + ", ".join(f"{k} ×{v}" for k, v in counts.items()))
+        decision = self.decisions.get((row, col))
+        if decision is not None and decision.value is None and decision.why:
+            parts.append(decision.why)
+        history = self.history.get((row, col), [])
+        if len(set(history)) > 1:
+            marks = [{True: "+", False: "-", None: "?"}[v] for v in history]
+            if self.counted_from:
+                marks.insert(self.counted_from, "|")
+            parts.append("seen: " + " ".join(marks))
+        return "; ".join(parts)
+
+    def cell_evidence(self, row: str, col: Target) -> dict:
+        """One cell for a finding: expected, observed, what every counted round saw, how the target was shown alive."""
+        out = {"from": row, "to": str(col), "observed": word(self.observed.get(row, col), col),
+               "seen": self.seen(row, col)}
+        if self.expected is not None:
+            out["expected"] = word(self.expected.get(row, col), col)
+        answer = self.answers.get((row, col))
+        if answer is not None and answer.detail:
+            out["message"] = answer.detail
+        if self.observed.get(row, col) is not True:
+            out["alive"] = self.alive_detail(col)
+        decision = self.decisions.get((row, col))
+        if decision is not None and decision.why:
+            out["why_unknown"] = decision.why
+        return out
+
+    def revoke(self, col: Target, why: str) -> None:
+        """The target's static proof of life did not hold up (checked after the sample): its blocked cells become
+        unknown, saying why."""
+        for cell in list(self.observed.cells()):
+            if cell[1] == col and self.observed.get(*cell) is False:
+                self.observed.values[cell] = None
+                old = self.decisions.get(cell)
+                self.decisions[cell] = Decision(None, old.rounds if old else 0, 0, why)
 
     def kubectl(self, row: str, col: Target, *, kubeconfig: str | None = None) -> str:
         src = self.sources[row]
@@ -100,18 +173,19 @@ class Result:
         return self.expected.render(self.observed, details=details, grouped=grouped)
 
     def sub(self, rows: Sequence[str] | None = None, cols: Sequence[Target] | None = None) -> Result:
-        """The same observation restricted to ``rows`` and ``cols``."""
+        """The same observation restricted to ``rows`` and ``cols`` (control cells' records are kept: the
+        aliveness of the remaining targets is read from them)."""
         observed = self.observed.sub(rows, cols)
         keep = set(observed.cells())
         return dataclasses.replace(
             self, observed=observed, expected=self.expected.sub(rows, cols) if self.expected is not None else None,
-            answers={c: a for c, a in self.answers.items() if c in keep},
-            history={c: h for c, h in self.history.items() if c in keep})
+            answers={c: a for c, a in self.answers.items() if c in keep})
 
     def summary(self) -> str:
         counts = self.observed.counts()
-        head = (f"{counts['cells']} cells from {len(self.observed.rows)} source(s) in {self.rounds} round(s), "
-                f"{self.seconds:.1f}s, {'stable' if self.stable else 'NOT stable'}")
+        counted = len(self.counted)
+        head = (f"{counts['cells']} cells from {len(self.observed.rows)} source(s) in {self.rounds} round(s) "
+                f"({counted} counted), {self.seconds:.1f}s, {'complete' if self.stable else 'NOT complete'}")
         if self.expected is None:
             return head
         wrong = self.wrong
@@ -219,32 +293,37 @@ class Engine:
         return seen
 
     # --- probing -----------------------------------------------------------------------------------------
-    def _round(self, table: TruthTable, sessions: dict[str, ProbeSession], plan: dict[str, list[Target]]
-               ) -> tuple[TruthTable, dict[Cell, Answer]]:
-        observed = table.copy()
-        observed.values = {}
+    def _round(self, sessions: dict[str, ProbeSession], plan: dict[str, list[Target]]) -> dict[Cell, Answer]:
+        """One round: every session at once; the answer of every planned cell."""
         answers: dict[Cell, Answer] = {}
         rows = [r for r in plan if plan[r]]
         workers = max(1, min(len(rows), self.max_parallel_execs))
         with concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kready-probe") as pool:
             for row, got in zip(rows, pool.map(lambda r: sessions[r].round(), rows)):
                 for i, col in enumerate(plan[row]):
-                    answer = got[i]
-                    answers[(row, col)] = answer
-                    observed.values[(row, col)] = answer.value
-        return observed, answers
+                    answers[(row, col)] = got[i]
+        return answers
 
     def observe(self, sources: Sequence[Source], targets: Sequence[Target], *, expected: TruthTable | None = None,
                 cells: Iterable[Cell] | None = None, deadline: float = DEFAULT_DEADLINE,
-                settle: float = DEFAULT_SETTLE, stable_rounds: int = 2, pause: float = 0.2,
-                settle_pause: float = 1.0, namespaces: Mapping[str, str] | None = None) -> Result:
+                settle: float = DEFAULT_SETTLE, min_rounds: int = MIN_ROUNDS, pause: float = 0.2,
+                settle_pause: float = 1.0, namespaces: Mapping[str, str] | None = None,
+                controls: Iterable[Cell] = (), control_sources: Sequence[Source] = (),
+                alive: Mapping[Target, Alive] | None = None) -> Result:
         """Probe every source → target (not a pod to itself; only ``cells`` when given, or the expectation's cells)
-        until the answer is stable (see the module doc)."""
+        in rounds, and decide each cell from the counted rounds (see ``sampling``).
+
+        ``controls``: more cells probed in every round but not part of the table (their rows are ``sources`` or
+        ``control_sources``: pods that only probe controls, e.g. themselves over localhost); ``alive``: for each
+        target, how it is shown alive in a round (``sampling.Alive``, whose cells may be table or control cells).
+        With ``alive`` given, a target without an entry is never "blocked"; without it (``None``), every failed
+        probe counts (a raw observation)."""
         unresolved = [t for t in targets if not t.host]
         if unresolved:
             raise ValueError(f"targets without an address: {', '.join(map(str, unresolved[:5]))}")
         rows = [s.key for s in sources]
-        if len(set(rows)) != len(rows):
+        every = rows + [s.key for s in control_sources]
+        if len(set(every)) != len(every):
             raise ValueError("source keys repeat")
         if cells is None and expected is not None and expected.only is not None:
             cells = expected.only
@@ -252,52 +331,101 @@ class Engine:
         if expected is not None and not expected.same_shape(shape):
             raise ValueError("the expectation's cells are not the cells probed (build it with the same sources, "
                              "targets and cells)")
-        probes = {t: _probe_for(t) for t in targets}
+        controls = [c for c in dict.fromkeys(controls) if c not in set(shape.cells())]
+        stray = [c for c in controls if c[0] not in every or not c[1].host]
+        if stray:
+            raise ValueError(f"control cells without a source or an address: {stray[:3]}")
+        if alive is not None:
+            known = set(shape.cells()) | set(controls)
+            for target, spec in alive.items():
+                missing = spec.cells() - known
+                if missing:
+                    raise ValueError(f"the aliveness of {target} reads cells that are not probed: "
+                                     f"{sorted(map(str, missing))[:3]}")
+        all_targets = list(dict.fromkeys(list(targets) + [c for _, c in controls]))
+        probes = {t: _probe_for(t) for t in all_targets}
         plan = {row: [col for col in shape.cols if shape.probed(row, col)] for row in shape.rows}
-        sessions = {s.key: ProbeSession(self.executor, s.namespace, s.pod, [probes[c] for c in plan[s.key]],
-                                        container=s.container, timeout=self.timeout, **self.parallel)
-                    for s in sources}
+        for row, col in controls:
+            plan.setdefault(row, []).append(col)
+        by_key = {s.key: s for s in list(sources) + list(control_sources)}
+        sessions = {key: ProbeSession(self.executor, by_key[key].namespace, by_key[key].pod,
+                                      [probes[c] for c in plan[key]], container=by_key[key].container,
+                                      timeout=self.timeout, **self.parallel)
+                    for key in plan if plan[key]}
         try:
             return self._sample(shape, sessions, plan, probes, expected=expected, deadline=deadline, settle=settle,
-                                stable_rounds=stable_rounds, pause=pause, settle_pause=settle_pause,
-                                sources=sources, namespaces=namespaces)
+                                min_rounds=min_rounds, pause=pause, settle_pause=settle_pause,
+                                sources=list(sources) + list(control_sources), namespaces=namespaces, alive=alive)
         finally:
             for session in sessions.values():
                 session.close()
 
     def _sample(self, shape: TruthTable, sessions: dict[str, ProbeSession], plan: dict[str, list[Target]],
                 probes: dict[Target, Probe], *, expected: TruthTable | None, deadline: float, settle: float,
-                stable_rounds: int, pause: float, settle_pause: float, sources: Sequence[Source],
-                namespaces: Mapping[str, str] | None) -> Result:
+                min_rounds: int, pause: float, settle_pause: float, sources: Sequence[Source],
+                namespaces: Mapping[str, str] | None, alive: Mapping[Target, Alive] | None) -> Result:
         start = time.monotonic()
-        history: dict[Cell, list[bool | None]] = {c: [] for c in shape.cells()}
-        tables: list[TruthTable] = []
+        table_cells = list(shape.cells())
+        planned = [(row, col) for row, cols in plan.items() for col in cols]
+        history: dict[Cell, list[bool | None]] = {c: [] for c in planned}
+        samples: dict[Cell, list[Answer]] = {c: [] for c in planned}
+        window = SettleWindow(settle, expectation=expected is not None)
         answers: dict[Cell, Answer] = {}
-        stable = False
+        previous: dict[Cell, bool | None] | None = None
+        decisions: dict[Cell, Decision] = {}
+        complete = False
+        rounds = 0
         while True:
-            observed, answers = self._round(shape, sessions, plan)
-            tables.append(observed)
-            for cell in history:
-                history[cell].append(observed.get(*cell))
+            began = time.monotonic() - start
+            answers = self._round(sessions, plan)
+            rounds += 1
+            for cell in planned:
+                answer = answers.get(cell) or Answer(None, "error", "no answer")
+                samples[cell].append(answer)
+                history[cell].append(answer.value)
+            values = {c: history[c][-1] for c in table_cells}
             elapsed = time.monotonic() - start
-            window = tables[-stable_rounds:]
-            stable = (len(window) == stable_rounds and all(t == window[0] for t in window[1:])
-                      and not observed.counts()["unknown"])
-            if stable and (expected is None or observed == expected or elapsed >= settle):
-                break
+            agrees = expected is not None and all(expected.get(*c) == values[c] for c in table_cells)
+            window.add(agrees, began, elapsed)
+            if not window.open and len(window.counted()) >= min_rounds:
+                decisions = _decide(table_cells, history, window.counted(), alive, min_rounds)
+                if not any(d.pending for d in decisions.values()):
+                    complete = True
+                    break
             if elapsed >= deadline:
                 break
-            # stable but not as expected: a policy may still be on its way; look again, more calmly
-            time.sleep(settle_pause if stable else pause)
-        final = tables[-1].copy()
-        if not stable:  # cells that still change, or that no probe could decide, are unknown
-            window = tables[-stable_rounds:]
-            for cell in final.cells():
-                if len({t.get(*cell) for t in window}) > 1:
-                    final.values[cell] = None
-        return Result(observed=final, expected=expected, answers=answers, history=history, rounds=len(tables),
-                      seconds=time.monotonic() - start, stable=stable, sources={s.key: s for s in sources},
-                      probes=probes, timeout=self.timeout, namespaces=dict(namespaces or {}))
+            # a settled answer that differs from the expectation: a policy may still be on its way; look more calmly
+            calm = window.open and previous == values
+            previous = values
+            time.sleep(settle_pause if calm else pause)
+        decisions = _decide(table_cells, history, window.counted(), alive, min_rounds)
+        final = TruthTable(shape.rows, shape.cols, cells=shape.only)
+        final.values = {c: decisions[c].value for c in table_cells}
+        return Result(observed=final, expected=expected, answers=answers, history=history, rounds=rounds,
+                      seconds=time.monotonic() - start, stable=complete, sources={s.key: s for s in sources},
+                      probes=probes, timeout=self.timeout, namespaces=dict(namespaces or {}), samples=samples,
+                      counted_from=window.counted_from, decisions=decisions,
+                      alive=dict(alive) if alive is not None else None, min_rounds=min_rounds)
+
+
+def _shown(spec: Alive | None, history: Mapping[Cell, list[bool | None]], counted: range) -> list[bool]:
+    if spec is None:
+        return [False] * len(counted)
+    cells = spec.cells()
+    return [spec.holds({c: history[c][i] for c in cells if i < len(history.get(c, []))}) for i in counted]
+
+
+def _decide(cells: Sequence[Cell], history: Mapping[Cell, list[bool | None]], counted: range,
+            alive: Mapping[Target, Alive] | None, min_rounds: int) -> dict[Cell, Decision]:
+    shown: dict[Target, list[bool] | None] = {}
+    out = {}
+    for row, col in cells:
+        spec = (alive.get(col) or Alive.never("no way to show it alive")) if alive is not None else None
+        if col not in shown:
+            shown[col] = _shown(spec, history, counted) if spec is not None else None
+        out[(row, col)] = decide([history[(row, col)][i] for i in counted], shown[col], min_rounds=min_rounds,
+                                 alive_text=spec.text if spec is not None else "")
+    return out
 
 
 def _probe_for(target: Target) -> Probe:
@@ -434,7 +562,43 @@ class Lab:
         """An expectation over this lab's cells, every cell ``default``; refine with ``.allow``/``.deny``."""
         return TruthTable([s.key for s in self.sources], self.targets, default=default)
 
+    def aliveness(self, cells: Iterable[Cell] | None = None
+                  ) -> tuple[list[Cell], list[Source], dict[Target, Alive]]:
+        """(control cells, control-only sources, how each target is shown alive) for ``cells`` (default: every
+        cell of the lab). A model pod's port is alive in a round when the pod answers on it over ``localhost``
+        (from the pod itself: a source pod probes itself in its own session, a pod that is not a source gets a
+        session of its own); a UDP port also needs a UDP path that works in that round (any UDP cell of the
+        table connecting); the DNS column, the name resolving from some source in that round."""
+        table = list(cells) if cells is not None else list(self.expect(True).cells())
+        rows = {s.key for s in self.sources}
+        controls: list[Cell] = []
+        control_sources: list[Source] = []
+        alive: dict[Target, Alive] = {}
+        udp = tuple(c for c in table if c[1].protocol == "UDP" and c[1].path in ("pod", "service"))
+        dns = tuple(c for c in table if c[1].path == "dns")
+        for target in dict.fromkeys(col for _, col in table):
+            if target.path == "dns":
+                alive[target] = Alive((dns,), None, "the name resolves from another source in the same round")
+                continue
+            key = target.pod_key
+            if key is None or key not in self.pods:
+                continue
+            if key not in rows and key not in {s.key for s in control_sources}:
+                ns, _, pod = key.partition("/")
+                control_sources.append(Source(key, self.ns(ns), pod))
+            local = Target.local(target.port, target.protocol)
+            controls.append((key, local))
+            spec = Alive.by((key, local), text=f"{key} answers on localhost:{target.port}/{target.protocol}")
+            if target.protocol == "UDP":
+                spec = spec.also_any(udp, text="a UDP probe between pods connects")
+            alive[target] = spec
+        return list(dict.fromkeys(controls)), control_sources, alive
+
     def observe(self, expected: TruthTable | None = None, **kwargs: Any) -> Result:
+        if "alive" not in kwargs:
+            cells = expected.cells() if expected is not None else None
+            controls, control_sources, alive = self.aliveness(cells)
+            kwargs.update(controls=controls, control_sources=control_sources, alive=alive)
         return self.engine.observe(self.sources, self.targets, expected=expected, namespaces=self.namespaces,
                                    **kwargs)
 

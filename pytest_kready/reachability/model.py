@@ -29,6 +29,7 @@ PATHS = ("pod", "service")
 SOURCES = ("pods", "namespace")
 PROBE_POD = "probe"  # the client pod of a namespace in sources="namespace" mode
 DNS_TARGET = "dns"
+LOCALHOST = "localhost"
 DNS_NAME = "kubernetes.default"  # resolved through the pod's search path, whatever the cluster domain
 DEFAULT_PORTS = (8080, 8081)  # non-privileged: the pods run as non-root (Pod Security "restricted")
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -111,6 +112,12 @@ class Target:
     def address(cls, label: str, host: str, port: int, protocol: str = "TCP") -> Target:
         """A fixed address, e.g. a listener outside the pod network."""
         return cls(to=label, port=int(port), protocol=protocol.upper(), path="address", host=host)
+
+    @classmethod
+    def local(cls, port: int, protocol: str = "TCP") -> Target:
+        """``localhost`` inside the probing pod: probed from a pod, it shows that pod's own listener (traffic over
+        localhost never leaves the pod, so no policy applies to it)."""
+        return cls(to=LOCALHOST, port=int(port), protocol=protocol.upper(), path="address", host="127.0.0.1")
 
     @classmethod
     def dns(cls, name: str = DNS_NAME, label: str = DNS_TARGET) -> Target:
