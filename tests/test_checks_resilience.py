@@ -389,6 +389,165 @@ def test_storage_objects():
     assert pod["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "pytest-kready"
 
 
+def test_storage_throwaway_copy_keeps_provisioning_fields_not_the_default_annotation():
+    sc = {"metadata": {"name": "fast", "labels": {"team": "x"}, "annotations": {storage.DEFAULT_ANNOTATIONS[0]: "true"},
+                       "uid": "u", "resourceVersion": "9"},
+          "provisioner": "ebs.csi.aws.com", "parameters": {"type": "gp3"}, "reclaimPolicy": "Retain",
+          "volumeBindingMode": "WaitForFirstConsumer", "allowVolumeExpansion": True, "mountOptions": ["noatime"],
+          "allowedTopologies": [{"matchLabelExpressions": [{"key": "zone", "values": ["a"]}]}]}
+    copy = storage.throwaway_copy(sc, "kr-sc-fast-r1-1")
+    assert copy == {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+                    "metadata": {"name": "kr-sc-fast-r1-1", "annotations": {storage.COPY_OF: "fast"}},
+                    "provisioner": "ebs.csi.aws.com", "parameters": {"type": "gp3"}, "reclaimPolicy": "Retain",
+                    "volumeBindingMode": "WaitForFirstConsumer", "allowVolumeExpansion": True,
+                    "mountOptions": ["noatime"], "allowedTopologies": sc["allowedTopologies"]}
+    copy["parameters"]["type"] = "io2"
+    assert sc["parameters"] == {"type": "gp3"}, "a copy, not the original's dicts"
+    # the API's default reclaim policy, made explicit
+    assert storage.throwaway_copy({"metadata": {"name": "s"}, "provisioner": "p"}, "c")["reclaimPolicy"] == "Delete"
+
+
+def _claim(uid="claim-uid", created="2025-01-01T10:00:00Z"):
+    return {"metadata": {"name": "data-1", "namespace": "ns", "uid": uid, "creationTimestamp": created},
+            "spec": {"volumeName": "pv-1"}}
+
+
+def _volume(*, by="rancher.io/local-path", cls="kr-sc-standard-r1-1", ref=None, created="2025-01-01T10:00:05Z"):
+    ann = {storage.PROVISIONED_BY: by} if by else {}
+    return {"metadata": {"name": "pv-1", "uid": "pv-uid", "annotations": ann, "creationTimestamp": created},
+            "spec": {"storageClassName": cls, "persistentVolumeReclaimPolicy": "Retain",
+                     "claimRef": {"namespace": "ns", "name": "data-1", "uid": "claim-uid"} if ref is None else ref},
+            "status": {"phase": "Bound"}}
+
+
+@pytest.mark.parametrize("pv, why", [
+    (_volume(), None),
+    (None, "no volume"),
+    (_volume(by=None), "annotation pv.kubernetes.io/provisioned-by is None"),
+    (_volume(by="other.io/x"), "'other.io/x', not the class's provisioner"),
+    (_volume(cls="standard"), "storageClassName is 'standard'"),
+    (_volume(ref={"namespace": "ns", "name": "data-1"}), "claimRef"),
+    (_volume(ref={"namespace": "ns", "name": "data-1", "uid": "other"}), "claimRef"),
+    (_volume(ref={"namespace": "other", "name": "data-1", "uid": "claim-uid"}), "claimRef"),
+    (_volume(created="2025-01-01T09:59:59Z"), "before the claim"),
+])
+def test_storage_own_volume_is_verified(pv, why):
+    got = storage.not_own_volume(pv, _claim(), "kr-sc-standard-r1-1", "rancher.io/local-path")
+    assert got is None if why is None else why in got
+
+
+class _StorageApi:
+    """Enough of the API for check_reclaim: the claim binds ``volume`` (a pre-made one in the tests below) and the
+    writer pod succeeds. Records every write."""
+
+    def __init__(self, volume: dict):
+        self.objects = {"/api/v1/persistentvolumes/pv-1": volume}
+        self.writes: list[tuple[str, str]] = []
+
+    def resource(self, api_version, kind):
+        from pytest_kready.client import Resource
+
+        plural = {"PersistentVolumeClaim": "persistentvolumeclaims", "Pod": "pods"}[kind]
+        return Resource(api_version, kind, plural, True)
+
+    def raw(self, method, path, body=None, query=None, **kw):
+        if method == "GET":
+            if path not in self.objects:
+                raise errors.APINotFound("not found", status=404)
+            return self.objects[path]
+        self.writes.append((method, path))
+        if method == "POST":
+            name = body["metadata"]["name"]
+            if body["kind"] == "PersistentVolumeClaim":
+                body["metadata"].update(uid="claim-uid", creationTimestamp="2025-01-01T10:00:00Z")
+                body["spec"]["volumeName"] = "pv-1"
+            else:
+                body["status"] = {"phase": "Succeeded"}
+            self.objects[f"{path}/{name}"] = body
+            return body
+        if method == "DELETE":
+            self.objects.pop(path, None)
+        return {}
+
+
+def test_storage_a_premade_volume_bound_to_the_claim_is_never_touched():
+    premade = _volume(by=None, cls="kr-sc-standard-r1-1", created="2024-06-01T00:00:00Z")
+    api = _StorageApi(premade)
+    sc = {"metadata": {"name": "standard"}, "provisioner": "rancher.io/local-path", "reclaimPolicy": "Retain"}
+    result = storage.check_reclaim(api, "ns", "r1", "img:1", "standard", sc, claim_class="kr-sc-standard-r1-1",
+                                   timeout=5)
+    assert result.verdict is Verdict.INCONCLUSIVE and "StorageClass standard" in result.summary
+    assert "not touched" in result.summary and storage.PROVISIONED_BY in result.summary
+    assert not [w for w in api.writes if "/persistentvolumes/" in w[1]], api.writes
+    assert "left untouched" in result.evidence["cleanup_volume"] or "no volume" in result.evidence["cleanup_volume"]
+    assert ("DELETE", "/api/v1/namespaces/ns/persistentvolumeclaims/data-1") in api.writes
+
+
+def test_storage_class_without_a_provisioner_is_inconclusive_and_creates_nothing():
+    class Cluster:
+        def __getattr__(self, name):
+            raise AssertionError(f"cluster.{name} used")
+
+    result = storage.check_class(Cluster(), "ns", "local", {"metadata": {"name": "local"},
+                                                              "provisioner": "kubernetes.io/no-provisioner"})
+    assert result.verdict is Verdict.INCONCLUSIVE and "StorageClass local has no dynamic provisioner" in result.summary
+
+
+def test_storage_class_copy_is_labelled_tracked_and_released(monkeypatch):
+    from pytest_kready.cleanup import Ref
+
+    calls = []
+
+    class Cluster:
+        run_id = "r1"
+        settings = type("S", (), {"image": "img:1"})()
+
+        def namespace_name(self, prefix):
+            return f"kr-{prefix}-r1-1"
+
+        def track(self, ref):
+            calls.append(("track", ref))
+            return ref
+
+        def create(self, obj):
+            calls.append(("create", obj["metadata"]["name"]))
+            return {**obj, "metadata": {**obj["metadata"], "labels": {"kready.dev/run-id": "r1"}}}
+
+        def api_client(self):
+            return "api"
+
+        def release(self, refs, failed):
+            calls.append(("release", refs, failed))
+
+    def fake_reclaim(api, namespace, run_id, image, storage_class, sc, *, claim_class, timeout):
+        calls.append(("reclaim", storage_class, claim_class))
+        from pytest_kready.findings import CheckResult
+
+        return CheckResult(Verdict.FAIL, f"StorageClass {storage_class} has reclaim policy Delete",
+                           evidence={"storage_class": storage_class})
+
+    monkeypatch.setattr(storage, "check_reclaim", fake_reclaim)
+    sc = {"metadata": {"name": "standard"}, "provisioner": "p", "reclaimPolicy": "Delete",
+          "volumeBindingMode": "WaitForFirstConsumer"}
+    result = storage.check_class(Cluster(), "ns", "standard", sc)
+    ref = Ref("storage.k8s.io/v1", "StorageClass", "kr-sc-standard-r1-1")
+    assert calls == [("track", ref), ("create", "kr-sc-standard-r1-1"),
+                     ("reclaim", "standard", "kr-sc-standard-r1-1"), ("release", [ref], True)]
+    assert result.evidence["storage_class"] == "standard"
+    assert result.evidence["copy"] == {"name": "kr-sc-standard-r1-1", "labels": {"kready.dev/run-id": "r1"},
+                                       "provisioner": "p", "reclaimPolicy": "Delete",
+                                       "volumeBindingMode": "WaitForFirstConsumer"}
+
+    def crash(*a, **kw):
+        raise RuntimeError("boom")
+
+    calls.clear()
+    monkeypatch.setattr(storage, "check_reclaim", crash)
+    with pytest.raises(RuntimeError):
+        storage.check_class(Cluster(), "ns", "standard", sc)
+    assert calls[-1] == ("release", [ref], True), "the copy is released even when the check crashes"
+
+
 # --- etcd --------------------------------------------------------------------------------------------------
 
 

@@ -16,6 +16,7 @@ Slots 0 (baseline) and 1 (hardened) are shared: nothing here stops them or touch
 from __future__ import annotations
 
 import json
+import shutil
 import time
 import uuid
 from pathlib import Path
@@ -221,7 +222,42 @@ def test_disruption_and_probes_flip_when_fixed(pytester, monkeypatch, local_clus
 # --- storage.pvc-reclaim ----------------------------------------------------------------------------------
 
 
-def test_pvc_reclaim_baseline_delete_fails_named_retain_class_passes(pytester, monkeypatch, local_cluster, api):
+@pytest.fixture
+def premade_pv(api):
+    """An admin's pre-made volume the check must never touch: unlabelled, Available, of the default class
+    "standard", reclaim Retain, exactly the size and access mode of the check's claim (so a claim of "standard"
+    would bind it rather than provision one). Yields a function asserting it is unchanged; deleted at the end."""
+    core = client.CoreV1Api(api)
+    name = f"kready-itest-premade-{uuid.uuid4().hex[:6]}"
+    path = Path("/tmp") / name
+    core.create_persistent_volume({"metadata": {"name": name}, "spec": {
+        "storageClassName": "standard", "capacity": {"storage": "16Mi"}, "accessModes": ["ReadWriteOnce"],
+        "persistentVolumeReclaimPolicy": "Retain", "hostPath": {"path": str(path), "type": "DirectoryOrCreate"}}})
+    try:
+        before = until(lambda: (pv := core.read_persistent_volume(name)).status.phase == "Available" and pv,
+                       timeout=30, what=f"pre-made volume {name} Available")
+
+        def unchanged() -> None:
+            pv = core.read_persistent_volume(name)
+            seen = {"resourceVersion": pv.metadata.resource_version, "phase": pv.status.phase,
+                    "claimRef": pv.spec.claim_ref, "labels": pv.metadata.labels, "annotations": pv.metadata.annotations,
+                    "reclaimPolicy": pv.spec.persistent_volume_reclaim_policy}
+            assert seen == {"resourceVersion": before.metadata.resource_version, "phase": "Available",
+                            "claimRef": None, "labels": None, "annotations": None, "reclaimPolicy": "Retain"}, seen
+
+        yield unchanged
+    finally:
+        try:
+            core.delete_persistent_volume(name)
+        except client.ApiException as e:
+            if e.status != 404:
+                raise
+        if path.is_dir():  # only if some pod mounted it (the code before the fix)
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def test_pvc_reclaim_baseline_delete_fails_named_retain_class_passes(pytester, monkeypatch, local_cluster, api,
+                                                                      premade_pv):
     storage = client.StorageV1Api(api)
     name = f"kready-itest-retain-{uuid.uuid4().hex[:6]}"
     storage.create_storage_class({"metadata": {"name": name, "labels": {"app.kubernetes.io/managed-by": "kready-tests"}},
@@ -232,6 +268,7 @@ def test_pvc_reclaim_baseline_delete_fails_named_retain_class_passes(pytester, m
                                     extra=(f"--kready-storage-classes={name}",))
     finally:
         storage.delete_storage_class(name)
+    premade_pv()
     found = {f["evidence"]["storage_class"]: f for f in findings(report, "storage.pvc-reclaim")}
     for f in found.values():
         print(show(f))
@@ -246,12 +283,15 @@ def test_pvc_reclaim_baseline_delete_fails_named_retain_class_passes(pytester, m
     assert named["evidence"]["marker_read"] == named["evidence"]["marker_written"]
     result.assert_outcomes(failed=1)
     _no_volumes_left(api, report)
+    premade_pv()  # still unchanged after the cleanup
+    _claimed_through_copies(api, report)
 
 
 @pytest.mark.local_profile("hardened")
-def test_pvc_reclaim_hardened_retain_passes(pytester, monkeypatch, local_cluster, api):
+def test_pvc_reclaim_hardened_retain_passes(pytester, monkeypatch, local_cluster, api, premade_pv):
     result, report = run_kready(pytester, monkeypatch, "test_storage.py", slot=SLOT["hardened"],
                                 profile="hardened")
+    premade_pv()
     f = only(report, "storage.pvc-reclaim")
     print(show(f))
     assert f["verdict"] == "pass" and f["evidence"]["storage_class"] == "standard"
@@ -260,6 +300,27 @@ def test_pvc_reclaim_hardened_retain_passes(pytester, monkeypatch, local_cluster
     assert f["evidence"]["marker_read"] == f["evidence"]["marker_written"]
     result.assert_outcomes(passed=1)
     _no_volumes_left(api, report)
+    premade_pv()  # still unchanged after the cleanup
+    _claimed_through_copies(api, report)
+
+
+def _claimed_through_copies(api, report: dict) -> None:
+    """Each class was claimed through its own labelled throw-away copy, gone after the run; the volumes were the
+    copies' own (provisioned-by the class's provisioner)."""
+    storage = client.StorageV1Api(api)
+    for f in findings(report, "storage.pvc-reclaim"):
+        copy = f["evidence"]["claimed_through"]
+        assert copy.startswith("kr-sc-") and copy != f["evidence"]["storage_class"]
+        made = f["evidence"]["copy"]
+        assert made["name"] == copy and made["labels"] == {"app.kubernetes.io/managed-by": "pytest-kready",
+                                                           "kready.dev/run-id": report["run_id"]}
+        assert (made["provisioner"], made["reclaimPolicy"], made["volumeBindingMode"]) == (
+            f["evidence"]["provisioner"], f["evidence"]["class_reclaim_policy"], "WaitForFirstConsumer")
+        assert f["evidence"]["volume"]["storageClassName"] == copy
+        assert f["evidence"]["volume"]["provisionedBy"] == f["evidence"]["provisioner"]
+        assert f["evidence"]["cleanup_volume"].endswith("deleted"), f["evidence"]["cleanup_volume"]
+        until(lambda: not [c for c in storage.list_storage_class().items if c.metadata.name == copy],
+              timeout=60, what=f"throw-away StorageClass {copy} deleted")
 
 
 def _no_volumes_left(api, report: dict) -> None:
