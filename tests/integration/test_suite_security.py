@@ -175,6 +175,67 @@ def test_hardened_profile_has_no_cluster_wide_pod_security_default(local_cluster
     assert got[("resources.limits", "", ns)] == "fail"
 
 
+# --- pod security: every control of the pinned version's Pod Security Admission registry --------------------
+
+PSA_REFUSAL = "Pod Security Admission ({level}:latest)"
+
+
+def pod_security_findings(report: dict, ns: str) -> dict[str, dict]:
+    """Attack pod (pytest parameter) → its finding in ``ns``."""
+    return {param_of(f["nodeid"]): f for f in report["findings"]
+            if f["target_namespace"] == ns and f["check_id"].startswith("pod-security.")
+            and f["check_id"] != pod_security.COMPLIANT_CHECK}
+
+
+def assert_every_registry_control_tried(found: dict[str, dict]) -> None:
+    assert set(found) == {a.name for a in pod_security.ATTACKS}
+    probe_host = [f for f in found.values() if f["check_id"] == "pod-security.probe-host"]
+    assert len(probe_host) == 11, "probe and lifecycle host attack pods: 10 fields of spec.containers[*], a sidecar"
+    tried = {i for f in found.values() for i in f["evidence"].get("psa_checks", ())}
+    missing = {c.id for c in pod_security.REGISTRY.applicable} - tried
+    assert not missing, f"registry checks of {pod_security.REGISTRY.kubernetes_version} no attack pod tried: {missing}"
+
+
+@pytest.mark.parametrize("profile", ["baseline", pytest.param("hardened", marks=pytest.mark.local_profile("hardened"))])
+def test_pod_security_tries_every_registry_control(local_cluster, pytester, monkeypatch, api, core, ns_factory,
+                                                   profile):
+    """Baseline: a namespace as the cluster gives it admits every attack pod (probe and lifecycle hosts included):
+    fail. Hardened: the reference namespace (enforce restricted) refuses every one; a namespace enforcing baseline
+    refuses exactly the attacks of baseline-level registry checks (the host fields among them) and admits the
+    restricted-only ones."""
+    if profile == "baseline":
+        targets = [ns_factory("psb")]
+    else:
+        targets = [reference_namespace(api, core, ns_factory),
+                   ns_factory("psbl", {"pod-security.kubernetes.io/enforce": "baseline"})]
+    result, report, _ = run_kready(pytester, monkeypatch, profile=profile, mode="standard", namespaces=targets,
+                                   suites=[SUITES[0]])
+    got = verdicts(report)
+    for ns in targets:
+        assert got[(pod_security.COMPLIANT_CHECK, "", ns)] == "pass"
+        found = pod_security_findings(report, ns)
+        assert_every_registry_control_tried(found)
+        if profile == "baseline":
+            expected = {a.name: "fail" for a in pod_security.ATTACKS}
+        elif ns == targets[0]:
+            expected = {a.name: "pass" for a in pod_security.ATTACKS}
+        else:
+            expected = {a.name: "pass" if a.level == "baseline" else "fail" for a in pod_security.ATTACKS}
+        wrong = {name: f["verdict"] for name, f in found.items() if f["verdict"] != expected[name]}
+        assert not wrong, (ns, wrong)
+        for name, f in found.items():
+            assert f["evidence"]["cross_check"]["agree"] is True, (ns, name)  # the real create said the same
+            if f["verdict"] == "fail":
+                assert f["response"]["outcome"] == "accepted", (ns, name)
+            else:
+                level = "restricted" if ns == targets[0] else "baseline"
+                assert f["response"]["refused_by"] == PSA_REFUSAL.format(level=level), (ns, name)
+                if f["check_id"] == "pod-security.probe-host":
+                    assert "probe or lifecycle host" in f["response"]["message"], (ns, name)
+    assert result.ret == 1  # failing findings on both: baseline's namespace, hardened's baseline-only one
+    assert_nothing_left(core, report["run_id"])
+
+
 # --- stock-safe RBAC checks do fail when the cluster is misconfigured ----------------------------------------
 
 
