@@ -95,7 +95,7 @@ def download(version: str) -> Path:
     env = dict(os.environ, GOTOOLCHAIN="local", GOFLAGS="-mod=mod")
     with tempfile.TemporaryDirectory() as tmp:
         proc = subprocess.run(["go", "mod", "download", "-json", f"{MODULE}@{version}"], cwd=tmp, env=env,
-                              capture_output=True, text=True, timeout=GO_DEADLINE)
+                              capture_output=True, text=True, timeout=GO_DEADLINE, check=False)
     try:
         info = json.loads(proc.stdout or "{}")
     except json.JSONDecodeError:
@@ -172,7 +172,8 @@ def _restricted_fields(raw: str) -> list[str]:
     """The field paths the doc comments list under "Restricted Fields:" (in order, without duplicates)."""
     fields: list[str] = []
     for comment in re.findall(r"/\*(.*?)\*/", raw, re.S):
-        for section in re.findall(r"(?:\*\*)?Restricted Fields:(?:\*\*)?(.*?)(?=(?:\*\*)?Allowed Values|\Z)", comment, re.S):
+        for section in re.findall(r"(?:\*\*)?Restricted Fields:(?:\*\*)?(.*?)(?=(?:\*\*)?Allowed Values|\Z)",
+                                  comment, re.S):
             for line in section.splitlines():
                 line = re.sub(r"//.*", "", line).strip().lstrip("*").strip()
                 if re.fullmatch(r"(spec|metadata)\.\S+", line) and line not in fields:
@@ -287,7 +288,8 @@ def render(doc: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--kubernetes-version", default=None, help="default: the pinned version (pytest_kready.checks.pod_security.PINNED_K8S_VERSION)")
+    p.add_argument("--kubernetes-version", default=None,
+                   help="default: the pinned version (pytest_kready.checks.pod_security.PINNED_K8S_VERSION)")
     p.add_argument("--policy-dir", type=Path, default=None,
                    help="the module's policy/ directory (default: in the Go module cache)")
     p.add_argument("--output", type=Path, default=None,

@@ -1,7 +1,7 @@
 """Attack pods for every control of the Pod Security Standards (baseline and restricted profiles), and the
 verdict rules of the pod-security checks.
 
-Each attack pod is the compliant pod (``admission.compliant_pod``) with one change, written as operations on
+Each attack pod is the compliant pod (``attempts.compliant_pod``) with one change, written as operations on
 paths, so the change is exact, shown in the evidence, and checked again on the admitted pod (a mutating policy
 that neutralises the change counts as a refusal). Where the API itself requires a second change (a privileged
 container may not also forbid privilege escalation; a HostProcess pod must use the host network), the attack
@@ -23,15 +23,16 @@ import re
 from pathlib import Path
 from typing import Any
 
+from ..attempts import (DRY_RUN_UNSUPPORTED, INVALID, NAMESPACE_GONE, NO_PERMISSION, Attempt, CrossCheck,
+                        compliant_container, kubectl_create, probe_name, request_evidence)
 from ..findings import CheckResult, Verdict
 from ..resources import profile_file
+from . import references as ref
+
 try:  # the one definition of the pinned Kubernetes version
     from ..local.bins import K8S_VERSION as PINNED_K8S_VERSION
 except ImportError:  # trees from before pytest_kready.local.bins
     from ..settings import LOCAL_K8S_VERSION as PINNED_K8S_VERSION
-from . import references as ref
-from ..attempts import (DRY_RUN_UNSUPPORTED, INVALID, NAMESPACE_GONE, NO_PERMISSION, Attempt, CrossCheck,
-                        compliant_container, kubectl_create, probe_name, request_evidence)
 
 _MISSING = object()
 Path_ = tuple[Any, ...]
@@ -229,7 +230,8 @@ def parse_registry(doc: dict) -> PsaRegistry:
         module=doc["module"], module_version=doc["module_version"], kubernetes_version=doc["kubernetes_version"],
         policy_version=doc["policy_version"],
         checks=tuple(PsaCheck(c["id"], c["level"], c.get("applies_from"), bool(c.get("applies_to_pinned_version")),
-                              tuple(c.get("restricted_fields") or ()), tuple(c.get("overrides_at_pinned_version") or ()))
+                              tuple(c.get("restricted_fields") or ()),
+                              tuple(c.get("overrides_at_pinned_version") or ()))
                      for c in doc["checks"]))
 
 
