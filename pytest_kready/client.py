@@ -25,7 +25,7 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
-from . import errors
+from . import errors, findings
 from .providers.base import ClusterAccess
 from .settings import READONLY
 
@@ -33,11 +33,21 @@ FIELD_MANAGER = "pytest-kready"
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 RETRY_STATUS_IDEMPOTENT = frozenset({429, 500, 502, 503, 504})
 RETRY_STATUS_OTHER = frozenset({429, 503})  # POST/PATCH: only when the server surely did not act
-# writes allowed in readonly mode: reviews and token requests persist nothing
-READONLY_ALLOWED_POST_SUFFIXES = (
-    "/selfsubjectaccessreviews", "/selfsubjectrulesreviews", "/selfsubjectreviews", "/subjectaccessreviews",
-    "/localsubjectaccessreviews", "/tokenreviews", "/token",
-)
+# The only POSTs readonly mode lets through, matched against the whole path (after the server's own path
+# prefix): access and token reviews, and TokenRequest — a ServiceAccount token is minted (short-lived, returned
+# in the answer), no object is stored. Nothing else ending in /token or .../reviews passes.
+_NAME = r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?"
+READONLY_ALLOWED_POSTS = tuple(re.compile(p) for p in (
+    rf"/api/v1/namespaces/{_NAME}/serviceaccounts/{_NAME}/token",
+    r"/apis/authorization\.k8s\.io/(v1|v1beta1)/(selfsubjectaccessreviews|selfsubjectrulesreviews|"
+    r"subjectaccessreviews)",
+    rf"/apis/authorization\.k8s\.io/(v1|v1beta1)/namespaces/{_NAME}/localsubjectaccessreviews",
+    r"/apis/authentication\.k8s\.io/(v1|v1beta1|v1alpha1)/(selfsubjectreviews|tokenreviews)",
+))
+# answers whose content can hold secret values (Secrets, minted tokens, pod templates with env values and probe
+# headers): harvested for redaction (findings.harvest). Not watches, logs, exec or other streams.
+_HARVEST_PATH = re.compile(r"/(secrets|serviceaccounts/[^/]+/token|pods|deployments|statefulsets|daemonsets|"
+                           r"replicasets|jobs|cronjobs|replicationcontrollers|podtemplates)(/[^/]+)?/?$")
 CONNECTION_ERRORS = (urllib3.exceptions.HTTPError, ConnectionError)
 
 
@@ -66,7 +76,7 @@ class KreadyApiClient(k8s.ApiClient):
         parts = urlsplit(url)
         if "All" in parse_qs(parts.query).get("dryRun", []):
             return
-        if method.upper() == "POST" and parts.path.rstrip("/").endswith(READONLY_ALLOWED_POST_SUFFIXES):
+        if method.upper() == "POST" and readonly_allowed_post(parts.path, self.configuration.host):
             return
         raise errors.ReadOnlyViolation(
             f"readonly mode refused {method.upper()} {parts.path}: only server-side dry-run writes are allowed "
@@ -92,6 +102,7 @@ class KreadyApiClient(k8s.ApiClient):
                 text = response.data.decode("utf-8", "replace") if response.data else None
                 exc = ApiException(http_resp=response, body=text, data=None)
                 raise _RetryableStatus(errors.from_api_exception(exc)) from exc
+            _harvest_secrets(method, url, response)
             return response
 
         retrying = tenacity.Retrying(
@@ -129,6 +140,11 @@ class KreadyApiClient(k8s.ApiClient):
         return self._call_with_legacy_options(request, {"2XX": "object"}, None, True, timeout, True)
 
     # --- discovery -------------------------------------------------------------------------------------
+    def forget_discovery(self) -> None:
+        """Ask the server again which kinds it serves (after CRDs were added)."""
+        with self._discovery_lock:
+            self._discovery.clear()
+
     def resource(self, api_version: str, kind: str) -> Resource:
         with self._discovery_lock:
             kinds = self._discovery.get(api_version)
@@ -142,6 +158,34 @@ class KreadyApiClient(k8s.ApiClient):
             raise errors.APINotFound(f"the server does not serve kind {kind} in {api_version}", status=404)
         plural, namespaced = kinds[kind]
         return Resource(api_version, kind, plural, namespaced)
+
+
+def readonly_allowed_post(path: str, host: str = "") -> bool:
+    """True for the POSTs readonly mode allows (exact paths, see ``READONLY_ALLOWED_POSTS``)."""
+    prefix = urlsplit(host).path.rstrip("/") if host else ""
+    if prefix and path.startswith(prefix + "/"):
+        path = path[len(prefix):]
+    return any(p.fullmatch(path) for p in READONLY_ALLOWED_POSTS)
+
+
+def _harvest_secrets(method: str, url: str, response) -> None:
+    """Learn the secret values in an answer (Secrets, TokenRequests, credential env/header values of workloads)
+    so every output can blank them. Only whole JSON answers on those paths; never a stream."""
+    parts = urlsplit(url)
+    if not _HARVEST_PATH.search(parts.path) or not 200 <= getattr(response, "status", 0) < 300:
+        return
+    query = parse_qs(parts.query)
+    if query.get("watch", ["false"])[0] in ("true", "1") or query.get("follow", ["false"])[0] in ("true", "1"):
+        return
+    read = getattr(response, "read", None)
+    headers = getattr(response, "headers", None) or {}
+    if read is None or "json" not in str(headers.get("Content-Type", headers.get("content-type", ""))):
+        return
+    try:
+        data = read()
+        findings.harvest(json.loads(data) if data else None)
+    except (ValueError, TypeError, UnicodeDecodeError):
+        pass
 
 
 def _short(exc: BaseException) -> str:
@@ -184,7 +228,16 @@ def new_api_client(access: ClusterAccess, *, mode: str = "standard", retry_deadl
                                  "--kready-kubeconfig") from None
     configuration = loaded.configuration
     loaded.close()
+    _register_credentials(configuration)
     return KreadyApiClient(configuration, mode=mode, retry_deadline=retry_deadline, retry_attempts=retry_attempts)
+
+
+def _register_credentials(cfg: k8s.Configuration) -> None:
+    """The kubeconfig's token and password are secret in every output too."""
+    for value in (cfg.api_key or {}).values():
+        findings.register_secret(str(value).removeprefix("Bearer ").removeprefix("bearer "))
+    if getattr(cfg, "password", None):
+        findings.register_secret(cfg.password)
 
 
 def _same_server(base: k8s.ApiClient) -> k8s.Configuration:
@@ -202,6 +255,7 @@ def client_for_token(base: k8s.ApiClient, token: str, *, mode: str = "standard")
     """A client for the same API server as ``base``, authenticated only by the bearer ``token``."""
     cfg = _same_server(base)
     cfg.api_key = {"authorization": f"Bearer {token}"}
+    findings.register_secret(token)
     return KreadyApiClient(cfg, mode=mode)
 
 
@@ -213,24 +267,83 @@ def anonymous_client(base: k8s.ApiClient, *, mode: str = "standard", retry_deadl
 
 # --- manifests ---------------------------------------------------------------------------------------
 
-_ORDER = {"Namespace": 0, "CustomResourceDefinition": 1, "ServiceAccount": 2, "ClusterRole": 3, "Role": 3}
+# apply order: Namespaces and CRDs before what lives in them, then identities and permissions, then configuration,
+# then everything else (workloads, Services, policies); custom resources after their CRDs (see apply_rank)
+_ORDER = {"Namespace": 0, "CustomResourceDefinition": 1, "PriorityClass": 2, "StorageClass": 2,
+          "ServiceAccount": 3, "ClusterRole": 4, "Role": 4, "ClusterRoleBinding": 5, "RoleBinding": 5,
+          "ConfigMap": 6, "Secret": 6, "PersistentVolume": 6, "PersistentVolumeClaim": 7, "LimitRange": 7,
+          "ResourceQuota": 7}
+CRD_RANK, OTHER_RANK, CUSTOM_RANK = _ORDER["CustomResourceDefinition"], 8, 9
+MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """One object to apply and the file it came from."""
+
+    obj: dict
+    source: Path
+
+
+def manifest_files(path: Path) -> list[Path]:
+    """``path`` itself, or every YAML/JSON file under the directory ``path``, recursively, in a stable order
+    (sorted by path relative to it; hidden files and directories skipped)."""
+    path = Path(path)
+    if not path.is_dir():
+        return [path]
+    files = [f for f in path.rglob("*") if f.is_file() and f.suffix.lower() in MANIFEST_SUFFIXES
+             and not any(part.startswith(".") for part in f.relative_to(path).parts)]
+    return sorted(files, key=lambda f: f.relative_to(path).as_posix())
+
+
+def load_manifest_sources(path: Path) -> list[Manifest]:
+    """Every object of a manifest file or of every YAML/JSON file under a directory (``kind: List`` expanded),
+    in apply order: by kind (Namespaces, CRDs, ... see ``_ORDER``; custom resources of CRDs in the same set last),
+    then in file order. Unreadable files and documents without apiVersion/kind raise ``ConfigError``."""
+    manifests: list[Manifest] = []
+    files = manifest_files(Path(path))
+    if Path(path).is_dir() and not files:
+        raise errors.ConfigError(f"--kready-apply={path}: the directory holds no .yaml, .yml or .json file")
+    for file in files:
+        if file.name in KUSTOMIZATION_FILES:
+            raise errors.ConfigError(f"manifest {file} is a kustomization; render it first (kubectl kustomize "
+                                     f"{file.parent} > manifests.yaml) and apply the result")
+        try:
+            docs = list(yaml.safe_load_all(file.read_text()))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+            first = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise errors.ConfigError(f"manifest {file} cannot be read ({first}); fix the file") from None
+        for doc in docs:
+            if not doc:
+                continue
+            if not isinstance(doc, dict) or "kind" not in doc or "apiVersion" not in doc:
+                raise errors.ConfigError(f"manifest {file} holds a document without apiVersion/kind; fix the file")
+            is_list = str(doc["kind"]).endswith("List") and isinstance(doc.get("items"), list)
+            for obj in (doc["items"] if is_list else [doc]):
+                if not isinstance(obj, dict) or not (obj.get("metadata") or {}).get("name"):
+                    raise errors.ConfigError(f"manifest {file} holds a {obj.get('kind') if isinstance(obj, dict) else ''}"
+                                             " without metadata.name; fix the file")
+                manifests.append(Manifest(obj, file))
+    return sort_for_apply(manifests)
+
+
+def sort_for_apply(manifests: list[Manifest]) -> list[Manifest]:
+    crd_groups = {(m.obj.get("spec") or {}).get("group") for m in manifests
+                  if m.obj.get("kind") == "CustomResourceDefinition"}
+    return sorted(manifests, key=lambda m: apply_rank(m.obj, crd_groups))  # stable: file order within a rank
+
+
+def apply_rank(obj: dict, crd_groups: set | frozenset = frozenset()) -> int:
+    group = str(obj.get("apiVersion", "")).rpartition("/")[0]
+    if group and group in crd_groups:
+        return CUSTOM_RANK
+    return _ORDER.get(obj.get("kind"), OTHER_RANK)
 
 
 def load_manifests(path: Path) -> list[dict]:
-    """Objects of a (multi-document) YAML file, ``kind: List`` expanded, in apply order (namespaces first)."""
-    try:
-        docs = list(yaml.safe_load_all(Path(path).read_text()))
-    except (OSError, yaml.YAMLError) as e:
-        raise errors.ConfigError(f"manifest {path} cannot be read ({str(e).splitlines()[0]}); fix the file") from None
-    objects: list[dict] = []
-    for doc in docs:
-        if not doc:
-            continue
-        if not isinstance(doc, dict) or "kind" not in doc or "apiVersion" not in doc:
-            raise errors.ConfigError(f"manifest {path} holds a document without apiVersion/kind; fix the file")
-        is_list = doc["kind"].endswith("List") and isinstance(doc.get("items"), list)
-        objects.extend(doc["items"] if is_list else [doc])
-    return sorted(objects, key=lambda o: _ORDER.get(o.get("kind"), 9))
+    """Objects of a (multi-document) YAML file, or of every YAML file under a directory, in apply order."""
+    return [m.obj for m in load_manifest_sources(path)]
 
 
 def with_labels(obj: dict, labels: dict[str, str], annotations: dict[str, str] | None = None) -> dict:

@@ -19,7 +19,9 @@ import base64
 import dataclasses
 import enum
 import json
+import logging
 import re
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -116,9 +118,165 @@ class CheckResult:
 _SENSITIVE_KEYS = {
     "token", "password", "passwd", "client-key-data", "client-key", "client_key", "authorization", "secret",
     "private-key", "privatekey", "api_key", "apikey", "bearer", "id-token", "refresh-token",
+    "proxy-authorization", "cookie", "set-cookie", "x-api-key", "api-key", "x-auth-token", "x-access-token",
 }
+# a header, env var or flag whose *name* says its value is a credential (Authorization, Cookie, X-Api-Key,
+# DB_PASSWORD, GITHUB_TOKEN, AWS_SECRET_ACCESS_KEY, SSH_KEY, ...)
+CREDENTIAL_NAME = re.compile(r"(?i)(auth|cookie|token|passw|passphrase|secret|credential|key|(^|[-_.])pass($|[-_.]))")
+_CRED_WORDS = r"(?:password|passwd|passphrase|token|secret|api[-_]?key|access[-_]?key|private[-_]?key|credential)"
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}")
 _BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}")
+_BASIC = re.compile(r"(?i)(basic\s+)[A-Za-z0-9+/=]{6,}")
+# `Authorization: Basic ...`, `Cookie=...`, `'X-Api-Key': '...'`: the rest of the value (to a quote or the line's end)
+_HEADER = re.compile(r"(?i)\b((?:proxy-)?authorization)(['\"]?\s*[:=]\s*['\"]?)(?!\s*<redacted>)"
+                     r"((?:basic|bearer|token|digest|negotiate|aws4-hmac-sha256|apikey)\s+[^\r\n'\"]+"
+                     r"|[A-Za-z0-9._~+/=-]{8,})")
+_OTHER_HEADER = re.compile(r"(?i)\b(set-cookie|cookie|x-api-key|api-key|x-auth-token|x-access-token)"
+                           r"(['\"]?\s*[:=]\s*['\"]?)(?!\s*<redacted>)([^\r\n'\"]{3,})")
+# `--password=x`, `DB_PASSWORD=x`
+_ASSIGN = re.compile(r"(?i)(?<![\w.-])(-{0,2}[\w.-]*" + _CRED_WORDS + r"[\w.-]*)(=)(?!\s*<redacted>)"
+                     r"([^\s'\",;}\]]{3,})")
+# `--password x`, `--token x`
+_FLAG = re.compile(r"(?i)(?<![\w.-])(--[\w-]*" + _CRED_WORDS + r"[\w-]*)(\s+)(?!-|<redacted>)([^\s'\",;}\]]{3,})")
+# `'password': 'x'`, `"token": "x"` (dict reprs, JSON text); not `secretName`-like references
+_QUOTED = re.compile(r"(?i)(['\"])([\w.-]*" + _CRED_WORDS + r"[\w.-]*)(?<!name)(?<!ref)(?<!path)(?<!file)\1"
+                     r"(\s*:\s*)(['\"])(?!\s*<redacted>)([^'\"]{3,}?)\4")
+# `curl -u user:pass`, `--user user:pass`, `https://user:pass@host`
+_USERINFO = re.compile(r"(?i)((?:^|\s)(?:-u|--user)[=\s]+[^\s:'\"]+:)([^\s'\"]{3,})")
+_URL_USERINFO = re.compile(r"(://[^/\s:@'\"]+:)([^/\s@'\"]{3,})(@)")
+_TRIVIAL = {"true", "false", "null", "none", "yes", "no", "on", "off", "enabled", "disabled"}
+
+
+class _Known:
+    """Every secret value this process has seen (Secret data it read, tokens it minted, values under
+    credential-like names, values checks registered): the run-wide registry ``redact`` blanks everywhere."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.values: set[str] = set()
+        self._pattern: re.Pattern | None = None
+
+    def add(self, value: str | bytes | None) -> None:
+        for v in _variants(value):
+            with self.lock:
+                if v not in self.values:
+                    self.values.add(v)
+                    self._pattern = None
+
+    def pattern(self, extra: frozenset[str] = frozenset()) -> re.Pattern | None:
+        with self.lock:
+            if extra:
+                values = self.values | {v for e in extra for v in _variants(e)}
+            elif self._pattern is not None:
+                return self._pattern
+            else:
+                values = self.values
+            compiled = re.compile("|".join(re.escape(v) for v in sorted(values, key=len, reverse=True))) \
+                if values else None
+            if not extra:
+                self._pattern = compiled
+            return compiled
+
+    def clear(self) -> None:
+        with self.lock:
+            self.values.clear()
+            self._pattern = None
+
+
+_KNOWN = _Known()
+
+
+def _variants(value: str | bytes | None) -> set[str]:
+    """The forms a secret value can take in output: itself, base64, repr-escaped, its long lines, and for an
+    ``Authorization`` value its credential (after ``Basic``/``Bearer``) and Basic's decoded ``user:password``."""
+    if value is None:
+        return set()
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    value = str(value)
+    stripped = value.strip()
+    if len(stripped) < 4 or stripped.lower() in _TRIVIAL or (stripped.isdigit() and len(stripped) < 6):
+        return set()
+    out = {stripped, value} if len(value) >= 4 else {stripped}
+    out.add(base64.b64encode(stripped.encode()).decode())
+    escaped = stripped.encode("unicode_escape").decode("ascii", "replace")
+    out.add(escaped)
+    for line in stripped.splitlines():
+        if len(line.strip()) >= 12:
+            out.add(line.strip())
+    scheme, _, cred = stripped.partition(" ")
+    if cred and scheme.lower() in ("basic", "bearer", "token", "digest") and len(cred.strip()) >= 4:
+        cred = cred.strip()
+        out.add(cred)
+        if scheme.lower() == "basic":
+            try:
+                decoded = base64.b64decode(cred, validate=True).decode()
+            except (ValueError, UnicodeDecodeError):
+                decoded = ""
+            if decoded:
+                out.add(decoded)
+                user, _, password = decoded.partition(":")
+                if len(password) >= 4:
+                    out.add(password)
+    return {v for v in out if len(v) >= 4}
+
+
+def register_secret(value: str | bytes | None) -> None:
+    """Remember ``value`` as secret for the rest of the process: every output blanks it (also base64-encoded)."""
+    _KNOWN.add(value)
+
+
+def known_secrets() -> frozenset[str]:
+    with _KNOWN.lock:
+        return frozenset(_KNOWN.values)
+
+
+def forget_secrets() -> None:
+    """Empty the registry (a new run in the same process)."""
+    _KNOWN.clear()
+
+
+def harvest(obj: Any) -> None:
+    """Register the secrets in an API answer: the values of Secrets (``data`` decoded, ``stringData``), minted
+    tokens (TokenRequest ``status.token``), ``{name, value}`` pairs whose name looks like a credential (env vars,
+    ``httpGet.httpHeaders``), and string values under credential keys."""
+    _harvest(obj, secret_obj=False, depth=0)
+
+
+def _harvest(obj: Any, *, secret_obj: bool, depth: int) -> None:
+    if depth > 40:
+        return
+    if isinstance(obj, list):
+        for v in obj:
+            _harvest(v, secret_obj=secret_obj, depth=depth + 1)
+        return
+    if not isinstance(obj, dict):
+        return
+    kind = obj.get("kind")
+    if secret_obj or kind == "Secret":
+        for key in ("data", "stringData"):
+            for v in (obj.get(key) or {}).values() if isinstance(obj.get(key), dict) else ():
+                if not isinstance(v, str):
+                    continue
+                if key == "data":
+                    try:
+                        decoded = base64.b64decode(v, validate=True)
+                    except ValueError:
+                        decoded = v.encode()
+                    register_secret(decoded)
+                    register_secret(v)
+                else:
+                    register_secret(v)
+    if kind == "TokenRequest":
+        register_secret(((obj.get("status") or {}).get("token")))
+    name, value = obj.get("name"), obj.get("value")
+    if isinstance(name, str) and isinstance(value, str) and CREDENTIAL_NAME.search(name):
+        register_secret(value)
+    for k, v in obj.items():
+        if isinstance(v, str) and k.lower() in _SENSITIVE_KEYS:
+            register_secret(v)
+        elif isinstance(v, (dict, list)):
+            _harvest(v, secret_obj=(kind == "SecretList" and k == "items"), depth=depth + 1)
 
 
 def _plain(value: Any) -> Any:
@@ -145,21 +303,38 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
-def _scrub_text(text: str, secrets: set[str] | frozenset[str]) -> str:
-    for s in secrets:
-        if len(s) >= 4:
-            text = text.replace(s, REDACTED)
-            text = text.replace(base64.b64encode(s.encode()).decode(), REDACTED)
+def _scrub_text(text: str, secrets: set[str] | frozenset[str] = frozenset()) -> str:
+    if not text:
+        return text
+    known = _KNOWN.pattern(frozenset(secrets))
+    if known is not None:
+        text = known.sub(REDACTED, text)
     text = _BEARER.sub(lambda m: m.group(1) + REDACTED, text)
+    text = _BASIC.sub(lambda m: m.group(1) + REDACTED, text)
+    text = _HEADER.sub(lambda m: m.group(1) + m.group(2) + REDACTED, text)
+    text = _OTHER_HEADER.sub(lambda m: m.group(1) + m.group(2) + REDACTED, text)
+    text = _QUOTED.sub(lambda m: m.group(1) + m.group(2) + m.group(1) + m.group(3) + m.group(4) + REDACTED
+                       + m.group(4), text)
+    text = _ASSIGN.sub(lambda m: m.group(1) + m.group(2) + REDACTED, text)
+    text = _FLAG.sub(lambda m: m.group(1) + m.group(2) + REDACTED, text)
+    text = _USERINFO.sub(lambda m: m.group(1) + REDACTED, text)
+    text = _URL_USERINFO.sub(lambda m: m.group(1) + REDACTED + m.group(3), text)
     return _JWT.sub(REDACTED, text)
+
+
+def redact_text(text: str, secrets: set[str] | frozenset[str] = frozenset()) -> str:
+    """``text`` with every known secret value (and ``secrets``), bearer/basic credentials, JWTs, credential
+    headers, ``--password=...``-like assignments and URL passwords blanked."""
+    return _scrub_text(text, frozenset(secrets))
 
 
 def redact(value: Any, secrets: set[str] | frozenset[str] = frozenset()) -> Any:
     """A JSON-safe copy of ``value`` with no Secret values in it.
 
     Blanks the values of ``data``/``stringData`` in Secrets (keys kept), string values of credential-like keys
-    (token, password, client-key-data, authorization, ...), bearer tokens and JWTs in any string, and every
-    occurrence of the registered ``secrets`` (also base64-encoded).
+    (token, password, client-key-data, authorization, ...), the ``value`` of ``{name, value}`` pairs whose name
+    looks like a credential (env vars, probe ``httpHeaders``), bearer tokens and JWTs in any string, and every
+    occurrence of the registered ``secrets`` and of every value the run has learnt is secret (also base64).
     """
     return _redact(_plain(value), frozenset(secrets), secret_obj=False)
 
@@ -173,17 +348,73 @@ def _redact(value: Any, secrets: frozenset[str], *, secret_obj: bool) -> Any:
         return value
     kind = value.get("kind")
     is_secret = secret_obj or kind == "Secret"
+    credential_pair = isinstance(value.get("name"), str) and CREDENTIAL_NAME.search(value["name"]) is not None
     out: dict[str, Any] = {}
     for k, v in value.items():
         if is_secret and k in ("data", "stringData") and isinstance(v, dict):
             out[k] = {dk: REDACTED for dk in v}
         elif k.lower() in _SENSITIVE_KEYS and isinstance(v, (str, bytes)) and v:
             out[k] = REDACTED
+        elif credential_pair and k == "value" and isinstance(v, str) and v:
+            out[k] = REDACTED
         elif kind == "SecretList" and k == "items":
             out[k] = [_redact(i, secrets, secret_obj=True) for i in v or []]
         else:
             out[k] = _redact(v, secrets, secret_obj=False)
     return out
+
+
+def _scrub_object(obj: Any, secrets: frozenset[str], depth: int = 0) -> Any:
+    """Blank secrets in place in pytest's report objects (failure representations: traceback lines, ``-l``
+    locals, crash message, sections), returning the (possibly new) object."""
+    if isinstance(obj, str):
+        return _scrub_text(obj, secrets)
+    if depth > 30 or obj is None or isinstance(obj, (bool, int, float, Path)):
+        return obj
+    if isinstance(obj, list):
+        obj[:] = [_scrub_object(v, secrets, depth + 1) for v in obj]
+        return obj
+    if isinstance(obj, tuple):
+        return type(obj)(*(_scrub_object(v, secrets, depth + 1) for v in obj)) if hasattr(obj, "_fields") \
+            else tuple(_scrub_object(v, secrets, depth + 1) for v in obj)
+    if isinstance(obj, dict):
+        for k in list(obj):
+            obj[k] = _scrub_object(obj[k], secrets, depth + 1)
+        return obj
+    if type(obj).__module__.startswith("_pytest") and hasattr(obj, "__dict__"):
+        for name, v in list(vars(obj).items()):
+            object.__setattr__(obj, name, _scrub_object(v, secrets, depth + 1))
+    return obj
+
+
+def scrub_report(report: pytest.TestReport, secrets: set[str] | frozenset[str] = frozenset()) -> None:
+    """Blank every secret in what pytest, JUnit and pytest-html show of ``report``: the failure text (with
+    ``-l`` locals), captured output and log sections, user properties and pytest-html extras."""
+    secrets = frozenset(secrets)
+    report.longrepr = _scrub_object(report.longrepr, secrets)
+    report.sections = [(title, _scrub_text(content, secrets)) for title, content in report.sections]
+    report.user_properties = [(name, redact(value, secrets) if not isinstance(value, str)
+                               else _scrub_text(value, secrets)) for name, value in report.user_properties]
+    extras = getattr(report, "extras", None)
+    if extras:
+        for extra in extras:
+            if isinstance(extra, dict) and isinstance(extra.get("content"), str) \
+                    and extra.get("format_type") in ("json", "text", "html", "url"):
+                extra["content"] = _scrub_text(extra["content"], secrets)
+
+
+class RedactingFilter(logging.Filter):
+    """A logging filter blanking secrets in records (pytest's live log and --log-file handlers)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a bad format string: leave it to logging
+            return True
+        clean = _scrub_text(message)
+        if clean != message:
+            record.msg, record.args = clean, ()
+        return True
 
 
 # --- recording ---------------------------------------------------------------------------------------
@@ -244,6 +475,7 @@ class FindingRecorder:
         if isinstance(value, bytes):
             value = value.decode("utf-8", "replace")
         self.item.stash.setdefault(SECRETS_KEY, set()).add(value)
+        register_secret(value)
 
 
 # --- reporting (a plugin object registered by plugin.py when --kready is given) ----------------------
@@ -259,6 +491,25 @@ def _skip_longrepr(item: pytest.Item, reason: str) -> tuple[str, int, str]:
     return (str(path), (lineno or 0) + 1, f"Skipped: {reason}")
 
 
+def is_check(item: pytest.Item) -> bool:
+    """A check: a test carrying ``kready_check`` or recording findings (it uses ``kready_finding``)."""
+    return item.get_closest_marker("kready_check") is not None or \
+        "kready_finding" in getattr(item, "fixturenames", ())
+
+
+def one_line(excinfo: pytest.ExceptionInfo) -> str:
+    """``KeyError: 'x'``: the exception's type and the first line of its text, redacted, at most 300 chars."""
+    exc = excinfo.value
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if isinstance(exc, KeyError) and exc.args:
+        text = repr(exc.args[0])
+    name = type(exc).__name__
+    return redact_text(f"{name}: {text}" if text else name)[:300]
+
+
+REASON_PROPERTY = "kready_inconclusive"  # the one-line reason of an inconclusive report (user property)
+
+
 class FindingsReporter:
     """Turns findings into outcomes, attaches them to reports, shows and writes them."""
 
@@ -268,6 +519,16 @@ class FindingsReporter:
         self.meta = meta
         self.collected: list[dict[str, Any]] = []
         self.inconclusive: list[tuple[str, str]] = []
+        self.crashes: list[pytest.TestReport] = []
+        forget_secrets()  # a new run in this process knows only its own secrets
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        logging_plugin = self.config.pluginmanager.get_plugin("logging-plugin")
+        for attr in ("log_cli_handler", "log_file_handler", "caplog_handler", "report_handler"):
+            handler = getattr(logging_plugin, attr, None)
+            if isinstance(handler, logging.Handler) and not any(
+                    isinstance(f, RedactingFilter) for f in handler.filters):
+                handler.addFilter(RedactingFilter())
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo):
@@ -276,7 +537,17 @@ class FindingsReporter:
         final = report.when == "call" or (report.when == "setup" and not report.passed)
         if final:
             self._decide(item, call, report)
+        elif report.when == "teardown" and report.failed and is_check(item) and call.excinfo is not None:
+            self._teardown_crash(item, call, report)
+        scrub_report(report, item.stash.get(SECRETS_KEY, set()))
         return report
+
+    @staticmethod
+    def _crashed(item: pytest.Item, call: pytest.CallInfo, report: pytest.TestReport) -> bool:
+        """A check ended by an exception that is not a recorded finding (AssertionError included): a crash."""
+        exc = call.excinfo
+        return (exc is not None and report.failed and is_check(item) and not hasattr(report, "wasxfail")
+                and not exc.errisinstance((Inconclusive, pytest.skip.Exception)))
 
     def _decide(self, item: pytest.Item, call: pytest.CallInfo, report: pytest.TestReport) -> None:
         findings = findings_of(item)
@@ -286,12 +557,14 @@ class FindingsReporter:
             reason = f"not-applicable: writes to the cluster; this run is readonly ({call.excinfo.value})"
             report.outcome = "skipped"
             report.longrepr = _skip_longrepr(item, reason)
+        elif self._crashed(item, call, report):
+            self._crash(item, call, report, findings)
         elif report.passed and findings:
             fails = [f for f in findings if f.verdict is Verdict.FAIL]
             unsure = [f for f in findings if f.verdict is Verdict.INCONCLUSIVE]
             if fails:
                 report.outcome = "failed"
-                report.longrepr = "\n".join(f.line() for f in fails + unsure)
+                report.longrepr = redact_text("\n".join(f.line() for f in fails + unsure))
             elif unsure:
                 self._mark_inconclusive(report, [f.summary for f in unsure])
             elif all(f.verdict is Verdict.NOT_APPLICABLE for f in findings):
@@ -302,17 +575,57 @@ class FindingsReporter:
             report.longrepr = _skip_longrepr(item, report.longrepr[2].removeprefix("Skipped: "))  # the test, not us
         if not findings and item.get_closest_marker("kready_check"):
             findings.append(self._implicit(item, report))
+        self._attach(item, report, findings)
+
+    def _attach(self, item: pytest.Item, report: pytest.TestReport, findings: list[Finding]) -> None:
         secrets = item.stash.get(SECRETS_KEY, set())
         dicts = [f.to_dict(secrets) for f in findings]
         for d in dicts:
             report.user_properties.append((USER_PROPERTY, d))
         self._html_extras(report, dicts)
 
+    def _crash(self, item: pytest.Item, call: pytest.CallInfo, report: pytest.TestReport,
+               findings: list[Finding], phase: str | None = None) -> None:
+        """Inconclusive with the error: never a fail against the cluster, and no verdict recorded before the
+        crash stands (each is kept as evidence, demoted to inconclusive, its verdict in ``verdict_before_crash``)."""
+        phase = phase or report.when
+        error = one_line(call.excinfo)
+        reason = f"the check crashed{'' if phase == 'call' else f' in {phase}'}: {error}"
+        earlier = []
+        for f in findings:
+            if f.verdict in (Verdict.PASS, Verdict.FAIL):
+                earlier.append(f"recorded before the crash: {f.line()}")
+                f.evidence = {**(f.evidence or {}), "verdict_before_crash": f.verdict.value}
+                f.verdict = Verdict.INCONCLUSIVE
+        entry = call.excinfo.traceback[-1] if call.excinfo.traceback else None
+        findings.append(Finding(
+            check_id=check_id_of(item), verdict=Verdict.INCONCLUSIVE, summary=reason, nodeid=item.nodeid,
+            evidence={"error": error, "phase": phase,
+                      **({"raised_at": f"{entry.path}:{entry.lineno + 1}"} if entry is not None else {})}))
+        self._mark_inconclusive(report, [reason], keep_traceback=True, extra=earlier)
+
+    def _teardown_crash(self, item: pytest.Item, call: pytest.CallInfo, report: pytest.TestReport) -> None:
+        crash: list[Finding] = []
+        self._crash(item, call, report, crash, phase="teardown")
+        self._attach(item, report, crash)
+        findings_of(item).extend(crash)
+
     @staticmethod
-    def _mark_inconclusive(report: pytest.TestReport, reasons: list[str]) -> None:
+    def _mark_inconclusive(report: pytest.TestReport, reasons: list[str], *, keep_traceback: bool = False,
+                           extra: list[str] = ()) -> None:
+        reasons = [redact_text(r) for r in reasons]
+        text = "\n".join([f"INCONCLUSIVE: {r}" for r in reasons] + [redact_text(e) for e in extra])
         report.outcome = "failed"
-        report.longrepr = "\n".join(f"INCONCLUSIVE: {r}" for r in reasons)
+        longrepr = report.longrepr
+        if keep_traceback and hasattr(longrepr, "addsection") and getattr(longrepr, "reprcrash", None) is not None:
+            longrepr.reprcrash.message = f"INCONCLUSIVE: {reasons[0]}"  # pytest's short summary, JUnit's message
+            longrepr.addsection("kready: inconclusive", text)
+        elif keep_traceback and longrepr:
+            report.longrepr = f"{text}\n\n{longrepr}"
+        else:
+            report.longrepr = text
         report.user_properties.append((VERDICT_PROPERTY, Verdict.INCONCLUSIVE.value))
+        report.user_properties.append((REASON_PROPERTY, "; ".join(reasons)))
 
     @staticmethod
     def _implicit(item: pytest.Item, report: pytest.TestReport) -> Finding:
@@ -340,6 +653,14 @@ class FindingsReporter:
         report.extras = list(getattr(report, "extras", [])) + [
             extras.json(d, name=f"finding {d['check_id']} ({d['verdict']})") for d in dicts]
 
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_html_results_table_row(self, report: pytest.TestReport, cells: list[str]) -> None:
+        """pytest-html's result column says Inconclusive, as the terminal does."""
+        if report.failed and (VERDICT_PROPERTY, Verdict.INCONCLUSIVE.value) in getattr(report, "user_properties", ()):
+            for i, cell in enumerate(cells):
+                if 'class="col-result"' in cell:
+                    cells[i] = '<td class="col-result">Inconclusive</td>'
+
     def pytest_report_teststatus(self, report: pytest.TestReport, config: pytest.Config):
         if report.failed and (VERDICT_PROPERTY, Verdict.INCONCLUSIVE.value) in getattr(report, "user_properties", ()):
             return "inconclusive", "I", ("INCONCLUSIVE", {"yellow": True})
@@ -350,13 +671,21 @@ class FindingsReporter:
             if name == USER_PROPERTY:
                 self.collected.append(value)
         if report.failed and (VERDICT_PROPERTY, Verdict.INCONCLUSIVE.value) in report.user_properties:
-            self.inconclusive.append((report.nodeid, report.longreprtext))
+            reasons = [v for k, v in report.user_properties if k == REASON_PROPERTY]
+            self.inconclusive.append((report.nodeid, reasons[0] if reasons else report.longreprtext))
+            if report.longrepr is not None and not isinstance(report.longrepr, (str, tuple)):
+                self.crashes.append(report)  # a crash: its traceback is shown (pytest lists failures only)
 
     def pytest_terminal_summary(self, terminalreporter) -> None:
+        if self.crashes:
+            terminalreporter.section("kready: crashed checks (inconclusive)", sep="=", yellow=True)
+            for report in self.crashes:
+                terminalreporter.write_sep("_", report.head_line or report.nodeid, yellow=True)
+                report.toterminal(terminalreporter._tw)
         if self.inconclusive:
             terminalreporter.section("kready: inconclusive (counted as failures)", sep="-", yellow=True)
             for nodeid, text in self.inconclusive:
-                terminalreporter.line(f"{nodeid}: {text}")
+                terminalreporter.line(f"{nodeid}: INCONCLUSIVE: {text}")
         if self.json_path and self.written:
             terminalreporter.line(f"kready: {len(self.collected)} findings written to {self.json_path}")
 
@@ -366,6 +695,7 @@ class FindingsReporter:
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if self.json_path is None or hasattr(self.config, "workerinput"):
             return
+        self.collected = [redact(f) for f in self.collected]  # what the run learnt later is blanked too
         counts: dict[str, int] = {}
         for f in self.collected:
             counts[f["verdict"]] = counts.get(f["verdict"], 0) + 1

@@ -12,11 +12,12 @@ from typing import Any
 import pytest
 
 from . import errors, labels
-from .cleanup import Ref, SignalGuard, cleanup_run, mark_kept, shielded, sweep
+from .cleanup import Ref, SignalGuard, cleanup_run, delete_owned, mark_kept, shielded, sweep
 from .providers.base import Capabilities, ClusterAccess, ControlPlane, Provider
 from .settings import READONLY, Settings
 
 SESSION_KEY = pytest.StashKey["KreadySession"]()
+APPLIED_LABEL = "kready.dev/applied"  # what --kready-apply created (pytest_kready.applying): the team's, not ours
 SYSTEM_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease", "local-path-storage"})
 
 
@@ -182,7 +183,8 @@ class Cluster:
                     self._targets = sorted(
                         n["metadata"]["name"] for n in listing.get("items") or []
                         if not _system(n["metadata"]["name"])
-                        and (n["metadata"].get("labels") or {}).get(labels.MANAGED_BY) != labels.MANAGED_BY_VALUE)
+                        and ((n["metadata"].get("labels") or {}).get(labels.MANAGED_BY) != labels.MANAGED_BY_VALUE
+                             or (n["metadata"].get("labels") or {}).get(APPLIED_LABEL) == "true"))
         defaults = self.defaults_namespace() if self.settings.namespaces is None else None
         return self._targets + ([defaults] if defaults else [])
 
@@ -225,6 +227,7 @@ class KreadySession:
                                      "provider": settings.provider}
         self._counter = itertools.count(1)
         self._start_error: errors.KreadyError | None = None
+        self.applied = None  # applying.Applied once --kready-apply ran
 
     # --- names ---------------------------------------------------------------------------------------------
     def namespace_name(self, prefix: str) -> str:
@@ -261,14 +264,6 @@ class KreadySession:
         version = preflight.check_reachable(probe)
         self.meta["server_version"] = version
         preflight.check_run_permissions(preflight.AccessReviewer(probe), s)
-        if s.namespaces is not None:
-            for ns in s.namespaces:
-                try:
-                    probe.raw("GET", f"/api/v1/namespaces/{ns}")
-                except errors.APINotFound:
-                    raise errors.ConfigError(f"--kready-namespaces: namespace {ns} does not exist in the cluster") from None
-                except errors.APIForbidden:
-                    pass  # may not read the Namespace object itself; checks say what they cannot see
         if s.mode != READONLY:
             swept = sweep(probe, current_run_id=s.run_id, grace=s.sweep_grace)
             if swept:
@@ -278,17 +273,53 @@ class KreadySession:
             prepare = getattr(provider, "prepare", None)
             if prepare is not None:
                 prepare(probe)
-            for path in s.apply:
-                self._apply(probe, path)
+        if s.apply:
+            self._apply(probe, provider)  # first: --kready-namespaces may name what it creates
+        self._check_namespaces(probe)
         probe.close()
         return Cluster(self, provider, access, version)
 
-    def _apply(self, api, path: Path) -> None:
-        from . import client
+    def _check_namespaces(self, api) -> None:
+        for ns in self.settings.namespaces or ():
+            try:
+                api.raw("GET", f"/api/v1/namespaces/{ns}")
+            except errors.APINotFound:
+                raise errors.ConfigError(f"--kready-namespaces: namespace {ns} does not exist in the cluster") from None
+            except errors.APIForbidden:
+                pass  # may not read the Namespace object itself; checks say what they cannot see
 
-        for obj in client.load_manifests(path):
-            client.apply(api, client.with_labels(obj, labels.run_labels(self.settings.run_id),
-                                                 labels.created_annotation()))
+    def _apply(self, api, provider: Provider) -> None:
+        """``--kready-apply``: apply the manifests (files or directories) and wait for them to settle
+        (pytest_kready.applying); what did not exist before carries the run's labels and goes at its end."""
+        from .applying import Applied, apply_paths
+
+        s = self.settings
+        if s.mode == READONLY:
+            raise errors.ConfigError("--kready-apply writes to the cluster; it cannot be used with "
+                                     "--kready-mode=readonly")
+        if not getattr(provider.capabilities, "apply_allowed", provider.capabilities.ephemeral):
+            raise errors.ConfigError(f"--kready-apply changes a cluster; it applies only to kind or local clusters "
+                                     f"this run made or you started, not to this {provider.name} cluster")
+        self.applied = Applied()
+        try:
+            apply_paths(api, list(s.apply), s.run_id, into=self.applied)
+        except errors.KreadyError:
+            # the run stops before its checks: undo what it created on a cluster that outlives it
+            owned = provider.capabilities.ephemeral and not getattr(provider, "attached", False)
+            if not owned and not keeps(s.keep, True):
+                with shielded():
+                    for ref in reversed(self.applied.created):
+                        try:
+                            delete_owned(api, ref, s.run_id)
+                        except errors.APIError:
+                            pass
+                self.applied.created.clear()
+            raise
+        message = f"applied {len(self.applied.all)} object(s) from " + ", ".join(map(str, s.apply))
+        if self.applied.updated:
+            message += (f"; {len(self.applied.updated)} already existed and were updated, not deleted at the end: "
+                        + ", ".join(map(str, self.applied.updated[:10])))
+        self.messages.append(message)
 
     def note_kept(self, refs: list[Ref]) -> None:
         self.kept.extend(r for r in refs if r not in self.kept)
@@ -318,6 +349,8 @@ class KreadySession:
                             if ref not in self.kept:
                                 self.kept.append(ref)
                     else:
+                        for ref in reversed(self.applied.created if self.applied else []):
+                            delete_owned(api, ref, self.settings.run_id)  # any kind; only if it carries our labels
                         left = cleanup_run(api, self.settings.run_id)
                         if left:
                             self.messages.append("still deleting at the deadline: " + ", ".join(map(str, left)))

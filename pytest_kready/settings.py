@@ -187,8 +187,8 @@ class Settings:
                 raise _usage(f"--kready-cluster-config={cluster_config}: no such file")
             provider = "kind"
         for p in apply_paths:
-            if not p.is_file():
-                raise _usage(f"--kready-apply={p}: no such file")
+            if not (p.is_file() or p.is_dir()):  # a file, or a directory of YAML files (applied recursively)
+                raise _usage(f"--kready-apply={p}: no such file or directory")
 
         if provider == "kubeconfig":
             if apply_paths:

@@ -4,6 +4,7 @@ policies, readonly safety, preflight and the client's retries and typed errors w
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import signal
@@ -33,6 +34,7 @@ class FakeApi:
         self.fail: list[tuple[str, str, int]] = []  # (method, path, status) answered once each, in order
         self.unauthorized = False
         self.tokens: dict[str, str] = {}
+        self.objects: dict[str, dict] = {}  # path → object answered to GET (Secrets, Deployments, ...)
         self.lock = threading.Lock()
 
     def add_namespace(self, name: str, labels_: dict | None = None, annotations: dict | None = None) -> dict:
@@ -108,6 +110,8 @@ def _handler(api: FakeApi):
                 attrs = body["spec"]["resourceAttributes"]
                 allowed = (attrs["verb"], attrs["resource"]) not in api.denied
                 return self._send(201, {**body, "status": {"allowed": allowed}})
+            if method == "GET" and path in api.objects:
+                return self._send(200, api.objects[path])
             if path == "/api/v1/persistentvolumes":
                 return self._send(200, {"kind": "PersistentVolumeList", "items": []})
             if path == "/api/v1/namespaces":
@@ -463,6 +467,55 @@ def test_readonly_guard(fake):
     ro.close()
 
 
+@pytest.mark.parametrize("path, allowed", [
+    ("/api/v1/namespaces/app/serviceaccounts/default/token", True),  # TokenRequest: minted, nothing stored
+    ("/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", True),
+    ("/apis/authorization.k8s.io/v1/selfsubjectrulesreviews", True),
+    ("/apis/authorization.k8s.io/v1/subjectaccessreviews", True),
+    ("/apis/authorization.k8s.io/v1/namespaces/app/localsubjectaccessreviews", True),
+    ("/apis/authentication.k8s.io/v1/selfsubjectreviews", True),
+    ("/apis/authentication.k8s.io/v1/tokenreviews", True),
+    # ends like an allowed path, but is another resource: a write that persists
+    ("/api/v1/namespaces/app/secrets/token", False),
+    ("/api/v1/namespaces/app/configmaps/token", False),
+    ("/api/v1/namespaces/token", False),
+    ("/apis/example.com/v1/namespaces/app/widgets/w/token", False),
+    ("/api/v1/namespaces/app/serviceaccounts/default/token/extra", False),
+    ("/api/v1/namespaces/app/serviceaccounts/token", False),
+    ("/apis/example.com/v1/selfsubjectaccessreviews", False),
+    ("/apis/example.com/v1/namespaces/app/tokenreviews", False),
+    ("/api/v1/namespaces/app/serviceaccounts/default/token/", False),
+])
+def test_readonly_guard_matches_exact_paths_not_suffixes(fake, path, allowed):
+    PROBE_BODY = {"kind": "Probe", "spec": {"resourceAttributes": {"verb": "get", "resource": "pods"}}}
+    from pytest_kready.client import new_api_client
+    from pytest_kready.providers.base import ClusterAccess
+
+    fake.add_namespace("app")
+    ro = new_api_client(ClusterAccess(fake.kubeconfig), mode="readonly", retry_attempts=1)
+    try:
+        if allowed:
+            try:
+                ro.raw("POST", path, body=PROBE_BODY)
+            except errors.APIError:
+                pass  # the fake server may not serve it; what matters is that the guard let it through
+            assert any(m == "POST" and p == path for m, p, q, a in fake.requests)
+        else:
+            with pytest.raises(errors.ReadOnlyViolation, match=f"readonly mode refused POST {path}"):
+                ro.raw("POST", path, body=PROBE_BODY)
+            assert not any(p == path for m, p, q, a in fake.requests)
+    finally:
+        ro.close()
+
+
+def test_readonly_guard_knows_a_server_path_prefix():
+    from pytest_kready.client import readonly_allowed_post
+
+    host = "https://rancher.example.com/k8s/clusters/c-abc"
+    assert readonly_allowed_post("/k8s/clusters/c-abc/api/v1/namespaces/a/serviceaccounts/b/token", host)
+    assert not readonly_allowed_post("/k8s/clusters/c-abc/api/v1/namespaces/a/pods/token", host)
+
+
 # --- interruption ---------------------------------------------------------------------------------------
 
 
@@ -489,3 +542,88 @@ def test_sigterm_runs_cleanup(pytester, fake):
     out = proc.communicate(timeout=60)[0].decode()
     assert proc.returncode == 2, out
     assert fake.managed() == [], out
+
+
+# --- secrets stay secret -------------------------------------------------------------------------------------
+
+PASSWORD = "S3cr3t-Pa55w0rd-4711"
+API_TOKEN = "tok-0123456789abcdef"
+API_KEY = "k3y-abcdef-123456"
+BASIC = base64.b64encode(f"admin:{PASSWORD}".encode()).decode()
+LEAKS = """
+import base64, logging, pytest
+
+@pytest.mark.kready_check("leak.crash")
+def test_reads_then_crashes(kready_cluster, kready_finding):
+    api = kready_cluster.api_client()
+    secret = api.raw("GET", "/api/v1/namespaces/app/secrets/db")
+    deploy = api.raw("GET", "/apis/apps/v1/namespaces/app/deployments/web")
+    password = base64.b64decode(secret["data"]["password"]).decode()
+    container = deploy["spec"]["template"]["spec"]["containers"][0]
+    print("stdout has", password, secret["data"]["token"])
+    logging.getLogger("leaky").warning("log has %s", password)
+    kready_finding.passed("read it", target_namespace="app", evidence={"deployment": deploy, "secret": secret})
+    raise RuntimeError(f"boom: {password} {container['readinessProbe']} {container['livenessProbe']}")
+
+@pytest.mark.kready_check("leak.fail")
+def test_fails_quoting_the_exec_probe(kready_cluster, kready_finding):
+    deploy = kready_cluster.api_client().raw("GET", "/apis/apps/v1/namespaces/app/deployments/web")
+    c = deploy["spec"]["template"]["spec"]["containers"][0]
+    kready_finding.failed("liveness is exec " + " ".join(c["livenessProbe"]["exec"]["command"])
+                          + " and readiness sends " + str(c["readinessProbe"]["httpGet"]["httpHeaders"]),
+                          target_namespace="app")
+
+@pytest.mark.kready_check("leak.assert")
+def test_assert_with_locals(kready_cluster):
+    deploy = kready_cluster.api_client().raw("GET", "/apis/apps/v1/namespaces/app/deployments/web")
+    env = deploy["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert env == [], "env differs"
+"""
+
+
+def leak_objects(fake):
+    fake.add_namespace("app")
+    fake.objects["/api/v1/namespaces/app/secrets/db"] = {
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db", "namespace": "app"},
+        "data": {"password": base64.b64encode(PASSWORD.encode()).decode(),
+                 "token": base64.b64encode(API_TOKEN.encode()).decode()}}
+    fake.objects["/apis/apps/v1/namespaces/app/deployments/web"] = {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "app"},
+        "spec": {"template": {"spec": {"containers": [{
+            "name": "web", "image": "nginx",
+            "env": [{"name": "DB_PASSWORD", "value": PASSWORD}, {"name": "API_TOKEN", "value": API_TOKEN},
+                    {"name": "LOG_LEVEL", "value": "debug"}],
+            "readinessProbe": {"httpGet": {"path": "/ready", "port": 8080, "httpHeaders": [
+                {"name": "Authorization", "value": f"Basic {BASIC}"}, {"name": "X-Api-Key", "value": API_KEY}]}},
+            "livenessProbe": {"exec": {"command": [
+                "sh", "-c", f"curl -sf -H 'X-Api-Key: {API_KEY}' -u admin:{PASSWORD} http://localhost:8080/"]}},
+        }]}}}}
+
+
+def leaked_values() -> list[str]:
+    values = [PASSWORD, API_TOKEN, API_KEY, BASIC, f"admin:{PASSWORD}"]
+    return values + [base64.b64encode(v.encode()).decode() for v in values]
+
+
+def test_no_secret_value_reaches_any_output(pytester, fake):
+    leak_objects(fake)
+    pytester.makepyfile(test_leaks=LEAKS)
+    out, xml, html = pytester.path / "f.json", pytester.path / "junit.xml", pytester.path / "report.html"
+    log = pytester.path / "run.log"
+    result = run(pytester, fake, "--kready-mode=standard", "-l", "-rA", f"--kready-json={out}",
+                 f"--junitxml={xml}", f"--html={html}", "--self-contained-html", "--log-cli-level=WARNING",
+                 f"--log-file={log}", "-o", "junit_logging=all")
+    terminal = "\n".join(result.outlines + result.errlines)
+    # the run did see the values (so the test shows redaction, not absence)
+    assert "<redacted>" in terminal and "leak.fail" in out.read_text()
+    assert "env differs" in terminal and "boom:" in terminal
+    from test_plugin_findings import html_report  # decodes pytest-html's base64 extras
+
+    page = json.dumps(html_report(html)) + html.read_text()
+    for name, text in (("terminal", terminal), ("json", out.read_text()), ("junit", xml.read_text()),
+                       ("html", page), ("log file", log.read_text())):
+        for value in leaked_values():
+            assert value not in text, f"{value} leaked into the {name}"
+    # what is not secret stays readable
+    assert "LOG_LEVEL" in out.read_text() and "debug" in out.read_text()
+    assert "DB_PASSWORD" in terminal

@@ -154,3 +154,145 @@ def test_finding_validation():
         Finding(check_id="x", verdict=Verdict.PASS, severity="urgent")
     f = Finding(check_id="x", verdict="not-applicable", summary="why", target_namespace="ns")
     assert f.verdict is Verdict.NOT_APPLICABLE and f.line() == "NOT-APPLICABLE x [ns]: why"
+
+
+# --- a crash is inconclusive, in every report ----------------------------------------------------------------
+
+CRASHES = """
+import pytest
+
+@pytest.mark.kready_check("crash.after-pass")
+def test_pass_then_crash(kready_finding):
+    kready_finding.passed("namespace a is fine", target_namespace="a")
+    {}["missing-key"]
+
+@pytest.mark.kready_check("crash.assert")
+def test_assertion_error(kready_finding):
+    status = 500
+    assert status == 200, "the probe answered 500"
+
+@pytest.mark.kready_check("crash.keyerror")
+def test_key_error():
+    pod = {"metadata": {}}
+    pod["status"]["phase"]
+
+@pytest.mark.kready_check("crash.fail-then-crash")
+def test_fail_then_crash(kready_finding):
+    kready_finding.failed("namespace b lets everything in", target_namespace="b")
+    raise RuntimeError("the exec into the probe pod broke")
+
+@pytest.fixture
+def broken_fixture():
+    raise ConnectionError("the plugin's own tooling failed")
+
+@pytest.mark.kready_check("crash.setup")
+def test_setup_crash(broken_fixture, kready_finding):
+    kready_finding.passed("never")
+
+@pytest.fixture
+def broken_teardown():
+    yield
+    raise OSError("cleanup tool failed")
+
+@pytest.mark.kready_check("crash.teardown")
+def test_teardown_crash(broken_teardown, kready_finding):
+    kready_finding.passed("decided before the teardown")
+
+def test_plain_user_assertion():
+    assert 1 == 2
+"""
+
+CRASH_REASONS = {
+    "crash.after-pass": "the check crashed: KeyError: 'missing-key'",
+    "crash.assert": "the check crashed: AssertionError: the probe answered 500",
+    "crash.keyerror": "the check crashed: KeyError: 'status'",
+    "crash.fail-then-crash": "the check crashed: RuntimeError: the exec into the probe pod broke",
+    "crash.setup": "the check crashed in setup: ConnectionError: the plugin's own tooling failed",
+}
+
+
+def test_a_crash_is_inconclusive_in_terminal_json_junit_and_html(pytester):
+    pytester.makepyfile(test_crashes=CRASHES)
+    out, xml, html = pytester.path / "f.json", pytester.path / "junit.xml", pytester.path / "report.html"
+    result = pytester.runpytest(str(pytester.path), "--kready", "-p", "no:cacheprovider", "-rA",
+                                f"--kready-json={out}", f"--junitxml={xml}", f"--html={html}",
+                                "--self-contained-html")
+    assert result.ret == 1
+    # terminal: letter I and the inconclusive category for every crash; the plain user test keeps pytest's fail
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("inconclusive") == 6 and outcomes.get("failed") == 1, outcomes
+    assert outcomes.get("passed") == 1, outcomes  # the teardown-crash test's call phase
+    text = "\n".join(result.outlines)
+    for reason in CRASH_REASONS.values():
+        assert f"INCONCLUSIVE: {reason}" in text, reason
+    assert "INCONCLUSIVE: the check crashed in teardown: OSError: cleanup tool failed" in text
+    assert "FAILED test_crashes.py::test_plain_user_assertion" in text
+    assert "recorded before the crash: PASS crash.after-pass [a]: namespace a is fine" in text
+    summary = [l for l in result.outlines if l.startswith(("INCONCLUSIVE ", "FAILED ", "ERROR "))]
+    assert not any(l.startswith(("FAILED", "ERROR")) and "test_plain_user_assertion" not in l for l in summary), summary
+
+    # JSON: no pass and no fail stands for a crashed check; each has its inconclusive finding with the error
+    doc = json.loads(out.read_text())
+    by_check: dict[str, list[dict]] = {}
+    for f in doc["findings"]:
+        by_check.setdefault(f["check_id"], []).append(f)
+    for check, reason in CRASH_REASONS.items():
+        verdicts = {f["verdict"] for f in by_check[check]}
+        assert verdicts == {"inconclusive"}, (check, by_check[check])
+        assert any(f["summary"] == reason for f in by_check[check]), by_check[check]
+    before = next(f for f in by_check["crash.after-pass"] if f["target_namespace"] == "a")
+    assert before["evidence"]["verdict_before_crash"] == "pass"
+    crash = next(f for f in by_check["crash.after-pass"] if f["summary"].startswith("the check crashed"))
+    assert crash["evidence"]["error"] == "KeyError: 'missing-key'" and "test_crashes.py:" in crash["evidence"]["raised_at"]
+    teardown = by_check["crash.teardown"]
+    assert [f["verdict"] for f in teardown] == ["pass", "inconclusive"], teardown
+    assert doc["summary"].get("fail", 0) == 0 and doc["summary"]["inconclusive"] == 8, doc["summary"]
+
+    # JUnit: every crash is a failure (or a setup/teardown error) whose message says INCONCLUSIVE and the error
+    import xml.etree.ElementTree as ET
+
+    cases = {c.get("name"): c for c in ET.parse(xml).getroot().iter("testcase")}
+    for name, reason in (("test_pass_then_crash", CRASH_REASONS["crash.after-pass"]),
+                         ("test_assertion_error", CRASH_REASONS["crash.assert"]),
+                         ("test_key_error", CRASH_REASONS["crash.keyerror"]),
+                         ("test_fail_then_crash", CRASH_REASONS["crash.fail-then-crash"])):
+        failure = cases[name].find("failure")
+        assert failure is not None and failure.get("message") == f"INCONCLUSIVE: {reason}", (name, failure.attrib)
+        assert "kready: inconclusive" in failure.text and "Error" in failure.text  # and the traceback
+    setup_error = cases["test_setup_crash"].find("error")
+    assert setup_error is not None and CRASH_REASONS["crash.setup"] in setup_error.get("message"), setup_error.attrib
+
+    # HTML: the extras carry the inconclusive findings with the error, never a pass for a crashed check
+    tests = html_report(html)
+    extras = {t: [e for phase in rows for e in phase["extras"]] for t, rows in tests.items()}
+    crashed = [e for e in extras["test_crashes.py::test_pass_then_crash"]]
+    assert [e["name"] for e in crashed] == ["finding crash.after-pass (inconclusive)"] * 2
+    assert any(e["decoded"].get("summary") == CRASH_REASONS["crash.after-pass"] for e in crashed)
+    for test, check in (("test_assertion_error", "crash.assert"), ("test_key_error", "crash.keyerror"),
+                        ("test_fail_then_crash", "crash.fail-then-crash")):
+        got = extras[f"test_crashes.py::{test}"]
+        assert {e["decoded"]["verdict"] for e in got} == {"inconclusive"}, got
+        assert any(e["decoded"]["summary"] == CRASH_REASONS[check] for e in got)
+    rows = {t: [r["resultsTableRow"][0] for r in rs] for t, rs in tests.items()}
+    assert rows["test_crashes.py::test_key_error"] == ['<td class="col-result">Inconclusive</td>']
+
+
+def html_report(path) -> dict:
+    """pytest-html 4's data (its JSON blob), each extra's content decoded (self-contained: base64 data URIs)."""
+    import html as htmllib
+    import re
+
+    page = path.read_text()
+    blob = json.loads(htmllib.unescape(re.search(r'data-jsonblob="([^"]*)"', page).group(1)))
+    for rows in blob["tests"].values():
+        for row in rows:
+            for extra in row.get("extras", []):
+                content = extra.get("content", "")
+                if content.startswith("data:") and ";base64," in content:
+                    content = base64.b64decode(content.split(";base64,", 1)[1]).decode("utf-8", "replace")
+                extra["text"] = content
+                try:
+                    extra["decoded"] = json.loads(content)
+                except ValueError:
+                    extra["decoded"] = None
+    return blob["tests"]

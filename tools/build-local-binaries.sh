@@ -34,7 +34,12 @@ WORK=$CACHE/build
 mkdir -p "$BIN" "$WORK"
 export GOTOOLCHAIN=local GOFLAGS=-buildvcs=false CGO_ENABLED=0
 
-log() { printf '[build] %s\n' "$*" >&2; }
+START=$SECONDS
+STEP=0
+STEPS=20  # module, 7 Kubernetes commands, agnhost, etcd, etcdctl, etcdutl, coredns, pause, local-path, 5 images
+log() { printf '[build %dm%02ds] %s\n' $(((SECONDS - START) / 60)) $(((SECONDS - START) % 60)) "$*" >&2; }
+step() { STEP=$((STEP + 1)); log "step $STEP of at most $STEPS: $*"; }
+log "cache: $CACHE (binaries and images in $BIN; delete it to rebuild everything)"
 die() { printf '[build] error: %s\n' "$*" >&2; exit 1; }
 TOOLS=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
@@ -45,7 +50,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   mod=$WORK/k8s-$K8S_VERSION
   mkdir -p "$mod"
   if [ ! -f "$mod/go.mod" ]; then
-    log "preparing module for k8s.io/kubernetes $K8S_VERSION (staging $STAGING_VERSION)"
+    step "preparing module for k8s.io/kubernetes $K8S_VERSION (staging $STAGING_VERSION)"
     ( cd "$mod"
       printf 'module kready.local/k8sbuild\n\ngo 1.26.0\n' > go.mod
       go mod edit -require=k8s.io/kubernetes@"$K8S_VERSION"
@@ -81,20 +86,20 @@ GO
   ( cd "$mod"
     for c in "${k8s_cmds[@]}"; do
       [ -x "$BIN/$c" ] && continue
-      log "building $c"
+      step "building $c"
       go build -trimpath -ldflags "-s -w -X k8s.io/component-base/version.gitVersion=$K8S_VERSION -X k8s.io/client-go/pkg/version.gitVersion=$K8S_VERSION" -o "$BIN/$c" "k8s.io/kubernetes/cmd/$c"
     done
-    [ -x "$BIN/agnhost" ] || { log "building agnhost"; go build -trimpath -ldflags "-s -w" -o "$BIN/agnhost" k8s.io/kubernetes/test/images/agnhost; }
-    [ -x "$BIN/etcd" ] || { log "building etcd"; go build -trimpath -ldflags "-s -w" -o "$BIN/etcd" go.etcd.io/etcd/server/v3; }
-    [ -x "$BIN/etcdctl" ] || { log "building etcdctl"; go build -trimpath -ldflags "-s -w" -o "$BIN/etcdctl" go.etcd.io/etcd/etcdctl/v3; }
-    [ -x "$BIN/etcdutl" ] || { log "building etcdutl"; go build -trimpath -ldflags "-s -w" -o "$BIN/etcdutl" go.etcd.io/etcd/etcdutl/v3; }
+    [ -x "$BIN/agnhost" ] || { step "building agnhost"; go build -trimpath -ldflags "-s -w" -o "$BIN/agnhost" k8s.io/kubernetes/test/images/agnhost; }
+    [ -x "$BIN/etcd" ] || { step "building etcd"; go build -trimpath -ldflags "-s -w" -o "$BIN/etcd" go.etcd.io/etcd/server/v3; }
+    [ -x "$BIN/etcdctl" ] || { step "building etcdctl"; go build -trimpath -ldflags "-s -w" -o "$BIN/etcdctl" go.etcd.io/etcd/etcdctl/v3; }
+    [ -x "$BIN/etcdutl" ] || { step "building etcdutl"; go build -trimpath -ldflags "-s -w" -o "$BIN/etcdutl" go.etcd.io/etcd/etcdutl/v3; }
   )
 fi
 
 if [ ! -x "$BIN/coredns" ]; then
   mod=$WORK/coredns-$COREDNS_VERSION
   mkdir -p "$mod"
-  log "building coredns $COREDNS_VERSION"
+  step "building coredns $COREDNS_VERSION"
   ( cd "$mod"
     [ -f go.mod ] || printf 'module kready.local/corednsbuild\n\ngo 1.26.0\n' > go.mod
     go get github.com/coredns/coredns@"$COREDNS_VERSION"
@@ -103,7 +108,7 @@ if [ ! -x "$BIN/coredns" ]; then
 fi
 
 if [ ! -x "$BIN/pause" ]; then
-  log "building pause $PAUSE_TAG"
+  step "building pause $PAUSE_TAG"
   kdir=$(cd "$WORK/k8s-$K8S_VERSION" && go env GOMODCACHE)/k8s.io/kubernetes@$K8S_VERSION
   gcc -Os -Wall -static -DVERSION="v$PAUSE_TAG-kready" -o "$BIN/pause" "$kdir/build/pause/linux/pause.c"
 fi
@@ -111,7 +116,7 @@ fi
 if [ ! -x "$BIN/local-path-provisioner" ]; then
   mod=$WORK/local-path-provisioner-$LPP_VERSION
   mkdir -p "$mod"
-  log "building local-path-provisioner $LPP_VERSION"
+  step "building local-path-provisioner $LPP_VERSION"
   ( cd "$mod"
     [ -f go.mod ] || printf 'module kready.local/localpathbuild\n\ngo 1.26.0\n' > go.mod
     go get github.com/rancher/local-path-provisioner@"$LPP_VERSION"
@@ -163,7 +168,7 @@ busybox_entries() {  # --file/--symlink arguments for busybox at /bin/busybox an
   for a in "${BUSYBOX_APPLETS[@]}"; do printf '%s\n' --symlink "/bin/$a:busybox"; done
   printf '%s\n' --symlink /usr/bin/env:/bin/busybox
 }
-image_done() { log "image $1 → $(basename "$2") ($(du -h "$2" | cut -f1))"; }
+image_done() { step "image $1 → $(basename "$2") ($(du -h "$2" | cut -f1))"; }
 # a distroless-like base: users root, nobody and nonroot (65532), a writable /tmp, CA certificates
 PASSWD_BASE='root:x:0:0:root:/root:/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n'
 GROUP_BASE='root:x:0:\ntty:x:5:\nstaff:x:50:\nnobody:x:65534:\nnonroot:x:65532:\n'
@@ -251,6 +256,7 @@ os.replace(tmp, sys.argv[1])
 PY
 
 printf 'k8s=%s etcd=%s coredns=%s go=%s pause=%s agnhost=%s local-path-provisioner=%s\n' "$K8S_VERSION" "$ETCD_VERSION" "$COREDNS_VERSION" "$GO_VERSION" "$PAUSE_TAG" "$AGNHOST_TAG" "$LPP_VERSION" > "$OUT/VERSIONS"
+log "done: everything is in $BIN"
 echo "$BIN"
 exit 0
 }
