@@ -133,6 +133,7 @@ def test_baseline_profile_fails_every_check_it_should(local_cluster, pytester, m
     assert f["evidence"]["cross_check"]["agree"] is True  # standard mode: real create agreed with the dry-run
     etcd = next(f for f in report["findings"] if f["check_id"] == "etcd.encryption-at-rest")
     assert etcd["evidence"]["secret"]["plaintext_value_found"] is True and etcd["evidence"]["secret"]["encrypted"] is False
+    assert etcd["evidence"]["positive_control"]["configmap_same_value"]["plaintext_value_found"] is True
 
 
 # --- hardened: a namespace configured as the reference passes everything -------------------------------------
@@ -157,6 +158,7 @@ def test_hardened_reference_namespace_passes_every_check(local_cluster, pytester
     etcd = next(f for f in report["findings"] if f["check_id"] == "etcd.encryption-at-rest")
     assert etcd["evidence"]["secret"]["prefix"].startswith("k8s:enc:aescbc:v1:")
     assert etcd["evidence"]["secret"]["plaintext_value_found"] is False
+    assert "same value is found in plaintext in the ConfigMap" in etcd["summary"]  # the positive control decided
     # the value is never printed: only facts about the stored bytes
     assert set(etcd["evidence"]["secret"]) == {"stored_bytes", "prefix", "encrypted", "provider", "plaintext_value_found"}
 
@@ -244,7 +246,7 @@ def test_rbac_checks_fail_on_seeded_misconfigurations(local_cluster, pytester, m
     ns = ns_factory("secr")
     tag = uuid.uuid4().hex[:6]
     labels = {"app.kubernetes.io/managed-by": "kready-tests"}
-    crb, wild = f"kready-test-alice-{tag}", f"kready-test-wild-{tag}"
+    crb, wild, tiller = f"kready-test-alice-{tag}", f"kready-test-wild-{tag}", f"kready-test-tiller-{tag}"
     rbac_api.create_namespaced_role_binding(ns, {"metadata": {"name": "default-edit", "labels": labels},
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit"},
         "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": ns}]})
@@ -257,6 +259,10 @@ def test_rbac_checks_fail_on_seeded_misconfigurations(local_cluster, pytester, m
         rbac_api.create_cluster_role_binding({"metadata": {"name": crb, "labels": labels},
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
             "subjects": [{"kind": "User", "name": f"alice-{tag}", "apiGroup": "rbac.authorization.k8s.io"}]})
+        # a ServiceAccount in kube-system is not "system" by its namespace: only the control plane's own are
+        rbac_api.create_cluster_role_binding({"metadata": {"name": tiller, "labels": labels},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+            "subjects": [{"kind": "ServiceAccount", "name": tiller, "namespace": "kube-system"}]})
         rbac_api.create_cluster_role({"metadata": {"name": wild, "labels": labels},
             "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["*"]}]})
         rbac_api.create_namespaced_role_binding(ns, {"metadata": {"name": "app-wild", "labels": labels},
@@ -265,7 +271,8 @@ def test_rbac_checks_fail_on_seeded_misconfigurations(local_cluster, pytester, m
         _, report, text = run_kready(pytester, monkeypatch, profile="baseline", mode="readonly", namespaces=[ns],
                                      suites=[SUITES[1]])
     finally:
-        for delete in (lambda: rbac_api.delete_cluster_role_binding(crb), lambda: rbac_api.delete_cluster_role(wild)):
+        for delete in (lambda: rbac_api.delete_cluster_role_binding(crb), lambda: rbac_api.delete_cluster_role(wild),
+                       lambda: rbac_api.delete_cluster_role_binding(tiller)):
             try:
                 delete()
             except client.ApiException:
@@ -280,6 +287,7 @@ def test_rbac_checks_fail_on_seeded_misconfigurations(local_cluster, pytester, m
     findings = {f["check_id"]: f for f in report["findings"] if f["target_namespace"] in (ns, None)}
     assert any("sa-edit" in g or "default-edit" in g for g in findings["rbac.default-sa-secrets"]["evidence"]["granted_by"])
     assert f"User alice-{tag}" in findings["rbac.cluster-admin-subjects"]["summary"]
+    assert f"ServiceAccount kube-system/{tiller} by ClusterRoleBinding {tiller}" in findings["rbac.cluster-admin-subjects"]["summary"]
     assert wild in findings["rbac.wildcards"]["summary"]
     # every attempt was made for real with the ServiceAccount's own token, and no token is in the report
     attempts = findings["rbac.default-sa-secrets"]["evidence"]["attempts"]
@@ -352,3 +360,223 @@ def test_readonly_run_leaves_zero_new_objects(local_cluster, pytester, monkeypat
              if f["check_id"].startswith("pod-security.") and f["evidence"]]
     assert cross and all(c is None for c in cross)  # no real create in readonly mode
     assert "eyJ" not in text
+
+
+# --- RBAC, resources, control plane: no pass without proof (issue 10) -----------------------------------------
+
+RBAC_V1 = "rbac.authorization.k8s.io"
+READ = ["get", "list", "watch"]
+# what a readonly run of the RBAC suite needs, except `list rolebindings` (a partial view) and pods/exec
+RESTRICTED_RULES = [
+    {"apiGroups": [""], "resources": ["namespaces", "pods", "serviceaccounts", "configmaps", "services", "limitranges",
+                                      "resourcequotas"], "verbs": READ},
+    {"apiGroups": [RBAC_V1], "resources": ["clusterroles", "clusterrolebindings", "roles"], "verbs": READ},
+    {"apiGroups": ["authorization.k8s.io"], "resources": ["selfsubjectaccessreviews"], "verbs": ["create"]},
+    {"apiGroups": [""], "resources": ["serviceaccounts/token", "pods"], "verbs": ["create"]},
+]
+# standard mode on top: throw-away namespaces, and a ServiceAccount of the run bound to pods/exec in one of them
+# (escalate/bind: the identity may grant pods/exec without holding it)
+STANDARD_RULES = [
+    {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["create", "delete"]},
+    {"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": ["create"]},
+    {"apiGroups": [RBAC_V1], "resources": ["roles", "rolebindings"], "verbs": ["create"]},
+    {"apiGroups": [RBAC_V1], "resources": ["roles"], "verbs": ["escalate", "bind"]},
+]
+
+
+def kubeconfig_for_token(local_cluster, token: str, path) -> str:
+    """A kubeconfig for the local cluster's API server that holds only ``token``."""
+    admin = yaml.safe_load(local_cluster.kubeconfig.read_text())
+    cluster = admin["clusters"][0]["cluster"]
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "restricted",
+        "clusters": [{"name": "local", "cluster": cluster}],
+        "users": [{"name": "restricted", "user": {"token": token}}],
+        "contexts": [{"name": "restricted", "context": {"cluster": "local", "user": "restricted"}}]}))
+    return str(path)
+
+
+@pytest.fixture
+def restricted_identity(local_cluster, api, core, ns_factory, pytester):
+    """``make(rules) → kubeconfig path``: a ServiceAccount token bound cluster-wide to exactly ``rules``."""
+    rbac_api = client.RbacAuthorizationV1Api(api)
+    made = []
+    labels = {"app.kubernetes.io/managed-by": "kready-tests"}
+
+    def make(rules) -> str:
+        ns = ns_factory("secid")
+        name = f"kready-test-restricted-{uuid.uuid4().hex[:6]}"
+        core.create_namespaced_service_account(ns, {"metadata": {"name": "ci", "labels": labels}})
+        rbac_api.create_cluster_role({"metadata": {"name": name, "labels": labels}, "rules": rules})
+        made.append(name)
+        rbac_api.create_cluster_role_binding({"metadata": {"name": name, "labels": labels},
+            "roleRef": {"apiGroup": RBAC_V1, "kind": "ClusterRole", "name": name},
+            "subjects": [{"kind": "ServiceAccount", "name": "ci", "namespace": ns}]})
+        token = core.create_namespaced_service_account_token("ci", ns, {"spec": {"expirationSeconds": 3600}}).status.token
+        return kubeconfig_for_token(local_cluster, token, pytester.path / f"{name}.kubeconfig")
+
+    yield make
+    for name in made:
+        for delete in (rbac_api.delete_cluster_role_binding, rbac_api.delete_cluster_role):
+            try:
+                delete(name)
+            except client.ApiException:
+                pass
+
+
+def run_kready_kubeconfig(pytester, kubeconfig: str, *, mode: str, namespaces: list[str], suites: list[str]):
+    """The plugin on an existing cluster named by ``kubeconfig`` (the kubeconfig provider)."""
+    out = pytester.path / f"findings-{uuid.uuid4().hex[:6]}.json"
+    pytester.makeini("[pytest]\n")
+    result = pytester.runpytest_subprocess(
+        *suites, "--kready", f"--kready-kubeconfig={kubeconfig}", f"--kready-mode={mode}",
+        f"--kready-namespaces={','.join(namespaces)}", f"--kready-json={out}", "-p", "no:cacheprovider",
+        f"--rootdir={pytester.path}", "-q", timeout=600)
+    assert out.is_file(), "\n".join(result.outlines[-40:])
+    return result, json.loads(out.read_text()), out.read_text()
+
+
+def test_rbac_checks_with_a_partial_view_are_inconclusive(local_cluster, pytester, core, ns_factory,
+                                                          restricted_identity):
+    """An identity that may not list RoleBindings, nor exec: cluster-admin-subjects cannot see every binding and
+    default-sa-exec has no identity showing what an authorised exec looks like — both inconclusive (they passed
+    before), while what the identity can decide is decided as before."""
+    ns = ns_factory("secpv")
+    kubeconfig = restricted_identity(RESTRICTED_RULES)
+    result, report, text = run_kready_kubeconfig(pytester, kubeconfig, mode="readonly", namespaces=[ns],
+                                                 suites=[SUITES[1]])
+    got = verdicts(report)
+    assert report["mode"] == "readonly" and report["provider"] == "kubeconfig"
+    assert (got[("rbac.cluster-admin-subjects", "", None)], got[("rbac.default-sa-exec", "", ns)]) == (
+        "inconclusive", "inconclusive")
+    assert got[("rbac.default-sa-secrets", "", ns)] == "pass"
+    assert got[("rbac.wildcards", "", None)] == "not-applicable"  # declares list rolebindings
+    assert got[("rbac.anonymous", "", ns)] == "pass"
+    findings = {f["check_id"]: f for f in report["findings"] if f["target_namespace"] in (ns, None)}
+    admin = findings["rbac.cluster-admin-subjects"]
+    assert "partial view" in admin["summary"] and admin["evidence"]["rolebindings"] == "not readable (HTTP 403)"
+    control = findings["rbac.default-sa-exec"]["evidence"]["positive_control"]["authorised_exec"]
+    assert control["shown"] is False and "readonly mode creates no ServiceAccount" in control["why_not"]
+    assert [a["meaning"] for a in findings["rbac.default-sa-exec"]["evidence"]["attempts"]] == ["refused"]
+    assert [a["status"] for a in control["run_identity"]["attempts"]] == [403]
+    assert result.ret == 1 and "eyJ" not in text
+
+
+def test_exec_positive_control_by_a_serviceaccount_of_the_run(local_cluster, pytester, core, ns_factory,
+                                                              restricted_identity):
+    """Standard mode, an identity that may not exec itself: the run makes a ServiceAccount in a throw-away
+    namespace of its own, binds it to pods/exec there, and that identity gets past authorisation (404) on the
+    same request — the positive control of the default ServiceAccount's refusal. Nothing is left behind."""
+    ns = ns_factory("secex")
+    kubeconfig = restricted_identity(RESTRICTED_RULES + STANDARD_RULES)
+    result, report, _ = run_kready_kubeconfig(
+        pytester, kubeconfig, mode="standard", namespaces=[ns],
+        suites=[SUITES[1] + "::test_default_serviceaccount_cannot_exec"])
+    f = next(f for f in report["findings"] if f["check_id"] == "rbac.default-sa-exec")
+    assert f["verdict"] == "pass", f["summary"]
+    control = f["evidence"]["positive_control"]["authorised_exec"]
+    assert control["shown"] is True and [a["status"] for a in control["run_identity"]["attempts"]] == [403, 403]
+    scratch = control["scratch_serviceaccount"]
+    assert [a["status"] for a in scratch["attempts"]] == [404, 404]
+    assert scratch["identity"] == f"system:serviceaccount:{scratch['namespace']}:kready-exec-control"
+    assert [a["meaning"] for a in f["evidence"]["attempts"]] == ["refused", "refused"]
+    assert result.ret == 0
+    assert_nothing_left(core, report["run_id"])
+
+
+def test_quota_is_decided_by_a_resourcequota_only(local_cluster, pytester, monkeypatch, api, core, ns_factory):
+    """A namespace whose oversized pod is refused by a ValidatingAdmissionPolicy capping container size (it
+    passed before: any refusal counted), and one with a LimitRange capping containers and the whole pod:
+    neither shows a ResourceQuota, so resources.quota is inconclusive in both; with a ResourceQuota behind the
+    LimitRange it passes."""
+    from integration.kube import until
+
+    tag = uuid.uuid4().hex[:6]
+    name = f"kready-test-maxsize-{tag}"
+    vap_ns = ns_factory("secqv", {"kready-test-maxsize": tag})
+    lr_ns, quota_ns = ns_factory("secql"), ns_factory("secqq")
+    for n in (lr_ns, quota_ns):
+        core.create_namespaced_limit_range(n, {"metadata": {"name": "caps"}, "spec": {"limits": [
+            {"type": "Container", "max": {"cpu": "2", "memory": "1Gi"}},
+            *([{"type": "Pod", "max": {"cpu": "4", "memory": "2Gi"}}] if n == lr_ns else [])]}})
+    core.create_namespaced_resource_quota(quota_ns, {"metadata": {"name": "compute"}, "spec": {"hard": {
+        "requests.cpu": "4", "requests.memory": "8Gi", "limits.cpu": "4", "limits.memory": "8Gi"}}})
+    adm = client.AdmissionregistrationV1Api(api)
+    labels = {"app.kubernetes.io/managed-by": "kready-tests"}
+    adm.create_validating_admission_policy({"metadata": {"name": name, "labels": labels}, "spec": {
+        "failurePolicy": "Fail",
+        "matchConstraints": {"resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"],
+                                                "resources": ["pods"]}]},
+        "validations": [{"expression": "object.spec.containers.all(c, !has(c.resources.limits) || "
+                                       "!('cpu' in c.resources.limits) || "
+                                       "quantity(c.resources.limits.cpu).compareTo(quantity('2')) <= 0)",
+                         "message": "no container may use more than 2 cpu"}]}})
+    try:
+        adm.create_validating_admission_policy_binding({"metadata": {"name": name, "labels": labels}, "spec": {
+            "policyName": name, "validationActions": ["Deny"],
+            "matchResources": {"namespaceSelector": {"matchLabels": {"kready-test-maxsize": tag}}}}})
+        big = {"metadata": {"name": "probe"}, "spec": {"containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10",
+               "resources": {"limits": {"cpu": "3"}}}]}}
+
+        def refused_by_policy():
+            try:
+                core.create_namespaced_pod(vap_ns, big, dry_run="All")
+            except client.ApiException as e:
+                return name in (e.body or "")
+            return False
+
+        until(refused_by_policy, timeout=30, what=f"ValidatingAdmissionPolicy {name} in force")
+        _, report, _ = run_kready(pytester, monkeypatch, profile="baseline", mode="readonly",
+                                  namespaces=[vap_ns, lr_ns, quota_ns],
+                                  suites=[SUITES[2] + "::test_oversized_pod_is_refused_by_a_quota"])
+    finally:
+        for delete in (adm.delete_validating_admission_policy_binding, adm.delete_validating_admission_policy):
+            try:
+                delete(name)
+            except client.ApiException:
+                pass
+    findings = {f["target_namespace"]: f for f in report["findings"] if f["check_id"] == "resources.quota"}
+    assert {n: f["verdict"] for n, f in findings.items()} == {vap_ns: "inconclusive", lr_ns: "inconclusive",
+                                                              quota_ns: "pass"}
+    assert f"ValidatingAdmissionPolicy {name}" in findings[vap_ns]["summary"]
+    assert "not by a ResourceQuota" in findings[vap_ns]["summary"]
+    assert findings[lr_ns]["response"]["refused_by"] == "LimitRange" and len(findings[lr_ns]["evidence"]["attempts"]) == 2
+    assert findings[quota_ns]["response"]["refused_by"] == "ResourceQuota compute"
+    assert findings[quota_ns]["evidence"]["refused_by_resourcequota_over"]
+
+
+def test_known_control_plane_serviceaccounts_cover_the_stock_cluster(local_cluster, api, core):
+    """Every ServiceAccount the pinned Kubernetes version (and the local provider's add-ons) puts in kube-system,
+    and every ServiceAccount subject of a stock binding, is in the explicit list — a new controller identity in
+    a new version fails here instead of silently counting as a workload."""
+    from pytest_kready.checks import rbac
+
+    rbac_api = client.RbacAuthorizationV1Api(api)
+    stock = [b for b in rbac_api.list_cluster_role_binding().items + rbac_api.list_role_binding_for_all_namespaces().items
+             if (b.metadata.labels or {}).get("kubernetes.io/bootstrapping") == "rbac-defaults"
+             or b.metadata.name == "system:coredns"]
+    subjects = {(s.namespace, s.name) for b in stock for s in b.subjects or [] if s.kind == "ServiceAccount"}
+    assert len(subjects) > 30
+    unknown = sorted(s for s in subjects if rbac.control_plane_serviceaccount(*s) is None)
+    assert not unknown, f"ServiceAccounts of stock bindings missing from rbac.CONTROL_PLANE_SERVICEACCOUNTS: {unknown}"
+    made = {sa.metadata.name for sa in core.list_namespaced_service_account("kube-system").items
+            if not (sa.metadata.labels or {}).get("app.kubernetes.io/managed-by")} - {"default"}
+    assert made and not {n for n in made if rbac.control_plane_serviceaccount("kube-system", n) is None}, made
+
+
+@pytest.mark.parametrize("profile", ["baseline", pytest.param("hardened", marks=pytest.mark.local_profile("hardened"))])
+def test_audit_without_a_log_decides_only_from_the_policy_metrics(local_cluster, pytester, profile):
+    """Through the kubeconfig provider no audit log is readable. Baseline has no audit policy at all (fail, shown
+    by the policy-decision counter, which the read itself would raise if a policy existed); hardened audits, but
+    whether this run's requests were recorded cannot be shown without the log: inconclusive (before: the counter
+    rising because of the read itself made it not-applicable)."""
+    kubeconfig = str(local_cluster.kubeconfig)
+    _, report, _ = run_kready_kubeconfig(pytester, kubeconfig, mode="readonly", namespaces=["default"],
+                                         suites=[SUITES[3] + "::test_this_runs_requests_are_in_the_audit_log"])
+    f = next(f for f in report["findings"] if f["check_id"] == "audit.logging")
+    assert f["verdict"] == ("fail" if profile == "baseline" else "inconclusive"), f["summary"]
+    metrics = f["evidence"]["metrics"]
+    if profile == "baseline":
+        assert metrics == {"apiserver_audit_event_total": 0, "apiserver_audit_level_total": None}
+    else:
+        assert metrics["apiserver_audit_level_total"] > 0 and metrics["apiserver_audit_event_total"] > 0
