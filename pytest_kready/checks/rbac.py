@@ -1,9 +1,14 @@
-"""RBAC helpers: who is a system subject, which bindings hand out cluster-admin or wildcard roles to
-workloads, what a ServiceAccount token may actually do, and an API client with no credentials at all.
+"""RBAC checks, acted out with real credentials; each check is a function returning a ``findings.CheckResult``:
+``default_sa_secrets``, ``default_sa_exec`` (with ``ExecControl``, its positive control), ``token_automount``,
+``cluster_admin_subjects``, ``wildcards`` and ``anonymous``. Also: who is a system subject (the known
+control-plane ServiceAccounts are listed with their source: a kube-* namespace alone makes nothing "system"),
+which bindings hand out cluster-admin or wildcard roles to workloads, what a ServiceAccount token may actually do,
+and an API client with no credentials at all.
 
 The reach of a token is *tried*, not reviewed: a request for a Secret name that does not exist answers 403
 when refused and 404 when authorized (authorization comes before the lookup), so nothing is read either way;
-lists and watches carry a field selector matching no object for the same reason.
+lists and watches carry a field selector matching no object for the same reason. A pass needs the whole view
+and a positive control; a partial view or an answer that decides nothing is inconclusive.
 """
 
 from __future__ import annotations
