@@ -17,9 +17,9 @@ import pytest
 
 
 def _compute_bin_dir() -> Path:
-    from pytest_kready.local.cli import default_bin_dir
+    from pytest_kready.local.bins import bin_dir
 
-    return default_bin_dir()
+    return bin_dir()
 
 
 # computed at import: pytester changes HOME for the tests that use it, and the default lives under ~/.cache
@@ -55,7 +55,8 @@ TEARDOWN_SLOT = 2
 class ClusterManager:
     """The local clusters this session's tests use: baseline on slot 0, hardened on slot 1. A cluster already
     up with the right profile (`kready-local up --slot N --profile P`) is attached to and left running;
-    one this session starts is stopped at its end."""
+    one this session starts (recorded as the test harness's, with this process's PID) is stopped at its end. A
+    cluster left by a killed session or run (its maker gone) is rebuilt, never attached to."""
 
     def __init__(self):
         self.clusters = {}
@@ -69,9 +70,12 @@ class ClusterManager:
             return self.clusters[profile]
         cluster = LocalCluster(_bin_dir(), profile=profile, layout=Layout(slot=SLOTS[profile]))
         running = cluster.running_profile()
-        if running is None:
+        owner = cluster.ownership()
+        if running is None or (owner is not None and owner.stale()):
             cluster.up()
             self.started.append(cluster)
+        elif owner is not None and owner.owned_by_live_run():
+            pytest.fail(f"local cluster slot {SLOTS[profile]} belongs to {owner.describe()}, which deletes it at its end")
         elif running != profile:
             pytest.fail(f"local cluster slot {SLOTS[profile]} runs profile {running}, tests need {profile}")
         self.clusters[profile] = cluster

@@ -26,7 +26,7 @@ from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
 from . import errors, findings
-from .providers.base import ClusterAccess
+from .access import ClusterAccess
 from .settings import READONLY
 
 FIELD_MANAGER = "pytest-kready"

@@ -17,12 +17,12 @@ from .settings import MODES, OPTIONS, OPTIONS_BY_NAME, Settings
 MARKERS = (
     "kready_mode(mode): the least run mode a check needs: readonly, standard (default) or disruptive",
     "kready_needs(capability, ...): provider capabilities a check needs (ephemeral, control-plane-exec, etcd, "
-    "audit-log); not-applicable with the provider's reason otherwise",
+    "etcd-restore, audit-log); not-applicable with the provider's reason otherwise",
     "kready_needs_permission(verb, resource, group='', namespace=None, subresource=None): a permission the check "
     "needs (SelfSubjectAccessReview); not-applicable naming it otherwise",
     "kready_check(id): the check id findings and reports carry",
 )
-CAPABILITY_NAMES = ("ephemeral", "control-plane-exec", "etcd", "audit-log")
+CAPABILITY_NAMES = ("ephemeral", "control-plane-exec", "etcd", "etcd-restore", "audit-log")
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -53,11 +53,17 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     # import_module, not ``from . import``: always the module in sys.modules, so stash keys agree between modules
     fixtures = importlib.import_module(".fixtures", __package__)
+    from .errors import ConfigError
     from .findings import FindingsReporter
+    from .providers import resolve_named_cluster
     from .session import SESSION_KEY, KreadySession
 
     workerinput = getattr(config, "workerinput", None) or {}
     settings = Settings.from_config(config, run_id=workerinput.get("kready_run_id"))
+    try:
+        settings = resolve_named_cluster(settings)  # an existing cluster's kubeconfig, read before anything runs
+    except ConfigError as e:
+        raise pytest.UsageError(str(e)) from None
     ks = KreadySession(config, settings)
     config.stash[SESSION_KEY] = ks
     ks.guard.install()

@@ -13,7 +13,8 @@ import pytest
 
 from . import errors, labels
 from .cleanup import Ref, SignalGuard, cleanup_run, delete_owned, mark_kept, shielded, sweep
-from .providers.base import Capabilities, ClusterAccess, ControlPlane, Provider
+from .access import ClusterAccess
+from .providers.base import Capabilities, ControlPlane, Provider
 from .settings import READONLY, Settings
 
 SESSION_KEY = pytest.StashKey["KreadySession"]()
@@ -269,7 +270,7 @@ class KreadySession:
             if swept:
                 self.messages.append(f"swept {len(swept)} object(s) left by earlier runs: "
                                      + ", ".join(map(str, swept[:10])))
-        if provider.capabilities.ephemeral:
+        if provider.capabilities.apply_allowed:  # kind/local: made by this run, or started by the user and named
             prepare = getattr(provider, "prepare", None)
             if prepare is not None:
                 prepare(probe)

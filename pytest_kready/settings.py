@@ -1,7 +1,8 @@
 """Settings: every ``--kready-*`` option resolved CLI → ini (``kready_*``) → environment (where noted) → default,
 validated once at configure time. Bad values raise ``pytest.UsageError`` with one line.
 
-Nothing here talks to a cluster: the provider is only *named* here (``None`` = choose at first use).
+Nothing here talks to a cluster or reads a kubeconfig: the provider is only *named* here (``None`` = choose at
+first use); an existing cluster's kubeconfig file is found by ``providers.resolve_named_cluster``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 import pytest
 
 from . import labels
-from .errors import ConfigError
+from .local.bins import bin_dir as default_local_bin_dir
 
 READONLY, STANDARD, DISRUPTIVE = "readonly", "standard", "disruptive"
 MODES = (READONLY, STANDARD, DISRUPTIVE)
@@ -24,18 +25,8 @@ PROVIDERS = ("kind", "kubeconfig", "local")
 PROFILES = ("baseline", "hardened")
 KEEP = ("none", "failed", "all")
 DEFAULT_IMAGE = "registry.k8s.io/e2e-test-images/agnhost:2.63.0"
-LOCAL_K8S_VERSION = "v1.36.2"
 DEFAULT_SWEEP_GRACE = 600.0
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-
-
-def cache_dir() -> Path:
-    """``$KREADY_CACHE`` or ``~/.cache/pytest-kready`` (the same place tools/build-local-binaries.sh uses)."""
-    return Path(os.environ.get("KREADY_CACHE") or Path.home() / ".cache" / "pytest-kready")
-
-
-def default_local_bin_dir() -> Path:
-    return cache_dir() / "local" / f"k8s-{LOCAL_K8S_VERSION}" / "bin"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,6 +83,9 @@ OPTIONS: tuple[Opt, ...] = (
         "SC,SC"),
     Opt("allowed-registries", "comma list of image registries (or registry/path prefixes) pods may use; check "
         "images.registry proves an image from elsewhere is refused (not-applicable without it)", "REG,REG"),
+    Opt("allow-etcd-restore", "let etcd.snapshot-restore roll etcd back on a kind/local cluster this run did not "
+        "make but attached to (e.g. started with kready-local up); clusters the run makes need no permission",
+        flag=True),
 )
 OPTIONS_BY_NAME = {o.name: o for o in OPTIONS}
 
@@ -122,6 +116,7 @@ class Settings:
     rollout_path: str = "/"
     storage_classes: tuple[str, ...] = ()
     allowed_registries: tuple[str, ...] | None = None  # None: no allow-list given
+    allow_etcd_restore: bool = False  # the etcd restore drill on an attached (not ephemeral) cluster
     run_id: str = dataclasses.field(default_factory=labels.new_run_id)
     sources: dict[str, str] = dataclasses.field(default_factory=dict, compare=False)
 
@@ -167,6 +162,7 @@ class Settings:
         rollout_path = _rollout_path(get("rollout-path"))
         storage_classes = _storage_classes(get("storage-classes"))
         allowed_registries = _allowed_registries(get("allowed-registries"))
+        allow_etcd_restore = _parse_bool("kready_allow_etcd_restore", get("allow-etcd-restore"))
 
         # an existing cluster only when named
         if kubeconfig is not None or context is not None:
@@ -200,13 +196,6 @@ class Settings:
             elif mode == DISRUPTIVE and sources.get("mode") != "cli":
                 raise _usage("disruptive mode on an existing cluster must be asked for on the command line "
                              "(--kready-mode=disruptive); the ini setting is not enough")
-            if enabled:
-                from .providers.kubeconfig import resolve_kubeconfig
-
-                try:
-                    kubeconfig, context = resolve_kubeconfig(kubeconfig, context)
-                except ConfigError as e:
-                    raise _usage(str(e)) from None
         mode = mode or STANDARD
         return cls(
             enabled=enabled, provider=provider, kubeconfig=kubeconfig, context=context, profile=profile,
@@ -214,7 +203,7 @@ class Settings:
             json_path=json_path, image=image, local_bin_dir=local_bin_dir, sweep_grace=sweep_grace,
             run_id=run_id or labels.new_run_id(), sources=sources,
             rollout_target=rollout_target, rollout_path=rollout_path, storage_classes=storage_classes,
-            allowed_registries=allowed_registries,
+            allowed_registries=allowed_registries, allow_etcd_restore=allow_etcd_restore,
         )
 
 

@@ -7,7 +7,7 @@ import pytest
 
 @pytest.mark.kready_check("etcd.snapshot-restore")
 @pytest.mark.kready_mode("disruptive")
-@pytest.mark.kready_needs("ephemeral", "control-plane-exec", "etcd")
+@pytest.mark.kready_needs("control-plane-exec", "etcd", "etcd-restore")
 def test_etcd_snapshot_restore(kready_cluster, kready_namespace, kready_finding):
     """Marker A, snapshot, marker B, restore: A is back, B is gone; the restore time is reported."""
     from pytest_kready.checks import etcd as etcd

@@ -21,7 +21,7 @@ def test_show(pytestconfig):
         "namespaces": s.namespaces, "local_bin_dir": str(s.local_bin_dir), "sweep_grace": s.sweep_grace,
         "kubeconfig": str(s.kubeconfig) if s.kubeconfig else None, "context": s.context,
         "json": str(s.json_path) if s.json_path else None, "apply": [str(p) for p in s.apply],
-        "sources": s.sources}))
+        "allow_etcd_restore": s.allow_etcd_restore, "sources": s.sources}))
 """
 
 
@@ -74,6 +74,18 @@ def test_cli_beats_ini_beats_env(pytester, monkeypatch):
     assert s["sweep_grace"] == 3600 and s["profile"] == "hardened"
     s = settings_of(pytester, "--kready", "--kready-local-bin-dir=/from/cli")
     assert s["local_bin_dir"] == "/from/cli"
+
+
+def test_allow_etcd_restore_flag_and_ini_twin(pytester):
+    assert settings_of(pytester, "--kready")["allow_etcd_restore"] is False
+    s = settings_of(pytester, "--kready", "--kready-allow-etcd-restore")
+    assert s["allow_etcd_restore"] is True and s["sources"]["allow-etcd-restore"] == "cli"
+    pytester.makeini("[pytest]\nkready_allow_etcd_restore = true\n")
+    s = settings_of(pytester, "--kready")
+    assert s["allow_etcd_restore"] is True and s["sources"]["allow-etcd-restore"] == "ini"
+    pytester.makeini("[pytest]\nkready_allow_etcd_restore = perhaps\n")
+    assert usage_error(pytester, "--kready") == ("ERROR: kready_allow_etcd_restore = 'perhaps' is not a boolean; "
+                                                 "use true or false")
 
 
 def test_env_used_when_neither_cli_nor_ini(pytester, monkeypatch):

@@ -11,12 +11,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pytest_kready.resources import kind_config
-from pytest_kready import errors, providers
+from pytest_kready import errors, ownership, providers
+from pytest_kready.ownership import Ownership
+from pytest_kready.providers import engines
 from pytest_kready.providers import kind as kindmod
-from pytest_kready.providers.base import AUDIT_LOG, CONTROL_PLANE_EXEC, ETCD, ControlPlane, Provider
+from pytest_kready.providers.base import AUDIT_LOG, CONTROL_PLANE_EXEC, ETCD, ETCD_RESTORE, ControlPlane, Provider
 from pytest_kready.providers.kind import KindControlPlane, KindProvider, render_config
 from pytest_kready.providers.kubeconfig import KubeconfigProvider
+from pytest_kready.resources import kind_config
 from pytest_kready.settings import Settings
 
 
@@ -50,7 +52,7 @@ def test_podman_counts_as_an_engine(path_dir, tmp_path):
     tool(path_dir, "kind")
     tool(path_dir, "docker", exit_code=1)  # installed, daemon down
     tool(path_dir, "podman")
-    assert providers.container_engine() == "podman"
+    assert engines.container_engine() == "podman"
     assert providers.resolve_provider_name(settings(tmp_path)) == "kind"
 
 
@@ -205,9 +207,31 @@ def test_kind_capabilities_per_profile(tmp_path):
 def test_kubeconfig_provider_capabilities_and_no_destroy(tmp_path):
     p = KubeconfigProvider(settings(tmp_path))
     assert isinstance(p, Provider) and p.control_plane() is None and p.destroy() is None
-    for cap in (ETCD, CONTROL_PLANE_EXEC):
+    for cap in (ETCD, CONTROL_PLANE_EXEC, ETCD_RESTORE):
         assert p.capabilities.why_not(cap) == "kubeconfig cluster: control plane not reachable (managed or remote)"
-    assert not p.capabilities.ephemeral
+    assert not p.capabilities.ephemeral and not p.capabilities.apply_allowed
+
+
+def test_kubeconfig_cluster_is_someone_elses(tmp_path):
+    path = tmp_path / "kubeconfig"
+    path.write_text(yaml.safe_dump({"current-context": "prod", "contexts": [{"name": "prod", "context": {"cluster": "c"}}],
+                                    "clusters": [{"name": "c", "cluster": {}}]}))
+    p = KubeconfigProvider(settings(tmp_path, provider="kubeconfig", kubeconfig=path))
+    p.create()
+    assert p.ownership.maker == "external" and not p.ownership.stale()
+    assert not (tmp_path / ownership.FILE_NAME).exists()  # nothing written for a cluster the plugin was given
+
+
+def test_named_cluster_resolved_from_files_only(tmp_path):
+    path = tmp_path / "kubeconfig"
+    path.write_text(yaml.safe_dump({"current-context": "two", "contexts": [{"name": "two", "context": {"cluster": "c"}}],
+                                    "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:1"}}]}))
+    s = providers.resolve_named_cluster(settings(tmp_path, provider="kubeconfig", kubeconfig=path))
+    assert (s.kubeconfig, s.context) == (path, "two")
+    local = settings(tmp_path, provider="local")
+    assert providers.resolve_named_cluster(local) is local
+    with pytest.raises(errors.ConfigError, match="kubeconfig /nonexistent not found; pass --kready-kubeconfig=PATH"):
+        providers.resolve_named_cluster(settings(tmp_path, provider="kubeconfig", kubeconfig=Path("/nonexistent")))
 
 
 # --- kind configs ----------------------------------------------------------------------------------------
@@ -340,3 +364,68 @@ def test_settings_dataclass_is_frozen(tmp_path):
     with pytest.raises(dataclasses.FrozenInstanceError):
         settings(tmp_path).mode = "disruptive"
     assert os.sep in str(settings(tmp_path).local_bin_dir)
+
+
+# --- kind: the ownership record -------------------------------------------------------------------------------
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+def test_kind_records_its_cluster_as_this_runs_and_removes_the_record(tmp_path, monkeypatch):
+    node = FakeNode()
+    monkeypatch.setattr(kindmod, "container_engine", lambda which: "docker")
+    p = KindProvider(settings(tmp_path), runner=node, which=lambda n: n, state_root=tmp_path / "state")
+    p.create()
+    record = ownership.read(tmp_path / "state" / "kready-11231600-abc123" / "owner.json")
+    assert record == p.ownership
+    assert (record.maker, record.provider, record.cluster, record.run_id, record.pid, record.ready) == (
+        "run", "kind", "kready-11231600-abc123", "11231600-abc123", os.getpid(), True)
+    caps = p.capabilities
+    assert caps.ephemeral and caps.has(ETCD_RESTORE) and caps.apply_allowed
+    assert "kept" in p.describe_kept() and ownership.read(p.record_path).kept
+    p.destroy()
+    assert not p.record_path.exists()
+
+
+def test_kind_record_written_before_kind_runs(tmp_path, monkeypatch):
+    seen = []
+    node = FakeNode()
+
+    def runner(argv, **kw):
+        if argv[1:3] == ["create", "cluster"]:
+            seen.append(ownership.read(tmp_path / "kready-11231600-abc123" / "owner.json"))
+        return node(argv, **kw)
+
+    monkeypatch.setattr(kindmod, "container_engine", lambda which: "docker")
+    KindProvider(settings(tmp_path), runner=runner, which=lambda n: n, state_root=tmp_path).create()
+    assert seen[0] is not None and seen[0].maker == "run" and not seen[0].ready  # a kill during create is recognised
+
+
+def test_kind_deletes_only_clusters_whose_run_is_gone(tmp_path, monkeypatch):
+    node = FakeNode()
+    state = tmp_path / "state"
+
+    def record(name, **kw):
+        rec = Ownership.this_process(ownership.RUN, "kind", name, run_id=name[len("kready-"):]).replace(ready=True, **kw)
+        rec.write(state / name / "owner.json")
+        (state / name / "kubeconfig").write_text("")
+
+    record("kready-killed", pid=_dead_pid())  # killed run: deleted
+    record("kready-kept", pid=_dead_pid(), kept=True)  # kept on purpose: stays
+    record("kready-live")  # a live run (this process): stays
+    record("kready-gone", pid=_dead_pid())  # its cluster already gone: only the state is removed
+    (state / "kready-nobody").mkdir()  # no record: someone else's
+    node.clusters = ["kready-killed", "kready-kept", "kready-live", "kready-nobody", "kind"]
+    monkeypatch.setattr(kindmod, "container_engine", lambda which: "docker")
+    p = KindProvider(settings(tmp_path), runner=node, which=lambda n: f"/usr/bin/{n}", state_root=state)
+    p.create()
+    deletes = [c for c in node.calls if c[1:3] == ["delete", "cluster"]]
+    assert deletes == [["/usr/bin/kind", "delete", "cluster", "--name", "kready-killed", "--kubeconfig",
+                        str(state / "kready-killed" / "kubeconfig")]]
+    assert sorted(d.name for d in state.iterdir()) == ["kready-11231600-abc123", "kready-kept", "kready-live",
+                                                       "kready-nobody"]
+    assert len(p.notes) == 1 and p.notes[0].startswith("deleted kind cluster kready-killed left by the pytest run killed")

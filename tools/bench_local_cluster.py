@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from kubernetes import client, config  # noqa: E402
 from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed  # noqa: E402
 
-from pytest_kready.local.cli import default_bin_dir  # noqa: E402
+from pytest_kready.local.bins import bin_dir as default_bin_dir  # noqa: E402
 from pytest_kready.local.cluster import LocalCluster  # noqa: E402
 from pytest_kready.local.layout import Layout  # noqa: E402
 

@@ -32,7 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pytest_kready.client import new_api_client  # noqa: E402
-from pytest_kready.local.cli import default_bin_dir  # noqa: E402
+from pytest_kready.local.bins import bin_dir as default_bin_dir  # noqa: E402
 from pytest_kready.local.layout import Layout  # noqa: E402
 from pytest_kready.providers.base import ClusterAccess  # noqa: E402
 from pytest_kready.reachability import Engine, Lab, Model, TruthTable  # noqa: E402

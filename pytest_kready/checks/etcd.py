@@ -21,7 +21,7 @@ from typing import Any
 
 from .. import errors
 from ..findings import CheckResult, Verdict
-from ..providers.base import EtcdEndpoint
+from ..etcd import EtcdEndpoint
 from ..waits import WaitTimeout, wait_for
 from ..kube import create, get, object_meta
 

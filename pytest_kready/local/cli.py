@@ -2,7 +2,11 @@
 
     kready-local up [--bin-dir DIR] [--profile baseline|hardened]   start; prints the kubeconfig path
     kready-local down                                                stop and remove everything
-    kready-local status                                              what of the cluster is on the host
+    kready-local status                                              what of the cluster is on the host, and who
+                                                                     started it
+
+A cluster started with `up` is recorded as started by hand: `pytest --kready --kready-provider=local` attaches
+to it (not ephemeral: no etcd restore drill unless --kready-allow-etcd-restore) and leaves it running.
 """
 
 from __future__ import annotations
@@ -13,18 +17,12 @@ import os
 import sys
 from pathlib import Path
 
+from .. import ownership
 from ..errors import KreadyError
+from ..ownership import Ownership
+from .bins import bin_dir
+from .cluster import LocalCluster
 from .layout import NOT_ROOT, Layout
-
-DEFAULT_BIN_DIR = Path(os.path.expanduser("~/.cache/pytest-kready/local/k8s-v1.36.2/bin"))
-
-
-def default_bin_dir() -> Path:
-    env = os.environ.get("KREADY_LOCAL_BIN_DIR")
-    if env:
-        return Path(env)
-    cache = os.environ.get("KREADY_CACHE")
-    return Path(cache) / "local" / "k8s-v1.36.2" / "bin" if cache else DEFAULT_BIN_DIR
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,12 +36,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"kready-local: {NOT_ROOT}", file=sys.stderr)
         return 2
 
-    from .cluster import LocalCluster
-
-    cluster = LocalCluster(args.bin_dir or default_bin_dir(), profile=args.profile, layout=Layout(slot=args.slot) if args.slot is not None else Layout.from_env())
+    layout = Layout(slot=args.slot) if args.slot is not None else Layout.from_env()
+    cluster = LocalCluster(args.bin_dir or bin_dir(), profile=args.profile, layout=layout)
     try:
         if args.command == "up":
-            kubeconfig = cluster.up()
+            kubeconfig = cluster.up(owner=Ownership.this_process(ownership.MANUAL, "local", layout.name))
             print(json.dumps({k: round(v, 2) for k, v in cluster.timings.items()}), file=sys.stderr)
             print(kubeconfig)
         elif args.command == "down":
@@ -54,7 +51,14 @@ def main(argv: list[str] | None = None) -> int:
                 return 1
         else:
             left = cluster.leftovers()
-            print("\n".join(left) if left else "nothing of the local cluster is on this host")
+            if not left:
+                print("nothing of the local cluster is on this host")
+            else:
+                record = cluster.ownership()
+                if record is not None:
+                    state = " (gone: the next run removes it)" if record.stale() else ""
+                    print(f"started by {record.describe()}{state}")
+                print("\n".join(left))
     except KreadyError as err:
         print(f"kready-local: {err}", file=sys.stderr)
         return 2

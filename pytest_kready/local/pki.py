@@ -1,4 +1,5 @@
-"""Certificates and keys for a local cluster (ECDSA P-256, signed by two throw-away CAs)."""
+"""Certificates and keys for a local cluster (ECDSA P-256, signed by throw-away CAs), and the kubeconfigs of its
+components and admin: ``write_cluster_pki`` makes them all."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from .components import write_kubeconfig
+from .layout import Layout
 
 VALIDITY = datetime.timedelta(days=30)
 
@@ -112,3 +116,39 @@ def service_account_keys(directory: Path) -> Pair:
     key = _key()
     pub = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     return Pair(_write(directory / "sa.pub", pub, 0o644), _write(directory / "sa.key", _pem_key(key)))
+
+
+# component kubeconfigs: file name → (user name, organisations)
+USERS = {
+    "admin": ("kubernetes-admin", ("system:masters",)),
+    "kube-controller-manager": ("system:kube-controller-manager", ()),
+    "kube-scheduler": ("system:kube-scheduler", ()),
+    "kubelet": ("system:node:{node}", ("system:nodes",)),
+    "kube-proxy": ("system:kube-proxy", ()),
+}
+
+
+def write_cluster_pki(lay: Layout, d: Path, conf: Path) -> None:
+    """Every certificate and key of the cluster into ``d``; the admin kubeconfig at ``lay.kubeconfig`` and the
+    components' kubeconfigs into ``conf``."""
+    ca = CA(d, "ca", "kubernetes")
+    etcd_ca = CA(d, "etcd-ca", "etcd-ca")
+    CA(d, "front-proxy-ca", "front-proxy-ca").issue("front-proxy-client", "front-proxy-client", client=True)
+    etcd_ca.issue("etcd-server", "kready-etcd", server=True, client=True, dns=("localhost",), ips=("127.0.0.1", lay.node_ip))
+    etcd_ca.issue("etcd-client", "kready-etcdctl", client=True)
+    etcd_ca.issue("apiserver-etcd-client", "kube-apiserver-etcd-client", client=True)
+    ca.issue(
+        "apiserver", "kube-apiserver", server=True,
+        dns=("kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local",
+             "localhost", lay.node_name),
+        ips=(lay.node_ip, lay.api_service_ip, "127.0.0.1"),
+    )
+    ca.issue("apiserver-kubelet-client", "kube-apiserver-kubelet-client", orgs=("system:masters",), client=True)
+    ca.issue("kubelet-serving", lay.node_name, server=True, dns=(lay.node_name,), ips=(lay.node_ip,))
+    service_account_keys(d)
+    for name, (cn, orgs) in USERS.items():
+        cn = cn.format(node=lay.node_name)
+        pair = ca.issue(name, cn, orgs=orgs, client=True)
+        target = lay.kubeconfig if name == "admin" else conf / f"{name}.kubeconfig"
+        write_kubeconfig(target, server=lay.api_url, ca=d / "ca.crt", cert=pair.cert, key=pair.key, user=cn,
+                         cluster=f"kready-{lay.name}")

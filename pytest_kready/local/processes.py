@@ -10,15 +10,14 @@ from pathlib import Path
 
 from tenacity import RetryError, retry_if_result, stop_after_delay, wait_exponential, Retrying
 
+from ..ownership import process_start
 from .layout import Layout
 from .netns import in_netns
 
 
 def _start_time(pid: int) -> str | None:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return None
+    started = process_start(pid)
+    return None if started is None else str(started)
 
 
 def alive(pid: int) -> bool:

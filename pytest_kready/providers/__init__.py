@@ -3,42 +3,26 @@
 Default (no ``--kready-provider``): kind when ``kind`` and a reachable container engine (docker or podman) are
 present, else ``local`` when its binaries are found, else a one-line error saying what to install. An existing
 cluster is used only when named (``--kready-provider=kubeconfig``, ``--kready-kubeconfig``, ``--kready-context``).
-Modules are imported lazily: nothing here talks to a cluster or imports the kubernetes client.
+Nothing here talks to a cluster. The kind and local providers (which import the kubernetes client) are imported
+only when chosen: ``providers.base`` is imported whenever the session module is, in runs without ``--kready`` too.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
-import subprocess
 from collections.abc import Callable
 
 from ..errors import ProviderError
 from .base import Provider
+from .engines import container_engine
+from .kubeconfig import KubeconfigProvider, resolve_kubeconfig
 
-ENGINES = ("docker", "podman")
 NOTHING_FOUND = (
     "no cluster provider available: install kind and docker or podman (https://kind.sigs.k8s.io), or build the "
     "local binaries (tools/build-local-binaries.sh; or set KREADY_LOCAL_BIN_DIR), or name an existing cluster "
     "with --kready-kubeconfig"
 )
-
-
-def engine_reachable(engine_path: str, *, timeout: float = 20) -> bool:
-    """True when ``<engine> info`` answers (the daemon or podman service is up)."""
-    try:
-        proc = subprocess.run([engine_path, "info"], capture_output=True, timeout=timeout)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return proc.returncode == 0
-
-
-def container_engine(which: Callable[[str], str | None] = shutil.which) -> str | None:
-    """Name of the first reachable container engine (docker, then podman), or None."""
-    for engine in ENGINES:
-        path = which(engine)
-        if path and engine_reachable(path):
-            return engine
-    return None
 
 
 def local_binaries_present(settings) -> bool:
@@ -59,17 +43,23 @@ def resolve_provider_name(settings, *, which: Callable[[str], str | None] = shut
 def select_provider(settings) -> Provider:
     name = resolve_provider_name(settings)
     if name == "kind":
-        from .kind import KindProvider
+        from .kind import KindProvider  # imports the kubernetes client: only once chosen
 
         return KindProvider(settings)
     if name == "kubeconfig":
-        from .kubeconfig import KubeconfigProvider
-
         return KubeconfigProvider(settings)
     if name == "local":
-        try:
-            from .local import LocalProvider
-        except ImportError as e:  # the local provider ships separately in development trees
-            raise ProviderError(f"the local provider is not available in this installation ({e})") from None
+        from .local import LocalProvider  # imports the kubernetes client: only once chosen
+
         return LocalProvider(settings)
     raise ProviderError(f"unknown provider {name!r}; choose kind, kubeconfig or local")
+
+
+def resolve_named_cluster(settings):
+    """An existing cluster named by ``--kready-kubeconfig``/``--kready-context``: find its kubeconfig file and
+    context now (files only, no cluster contact), so that a wrong name stops the run before anything else happens.
+    Returns the settings with both filled in; raises ``ConfigError`` (one line) otherwise."""
+    if settings.provider != "kubeconfig":
+        return settings
+    path, context = resolve_kubeconfig(settings.kubeconfig, settings.context)
+    return dataclasses.replace(settings, kubeconfig=path, context=context)

@@ -2,24 +2,25 @@
 
 Providers (kind, kubeconfig, local) make a cluster reachable and say what they can do. Checks ask the
 capabilities, never the provider's name: a check whose capability is missing is reported not-applicable with
-``Capabilities.why_not(...)`` as its reason.
+``Capabilities.why_not(...)`` as its reason. Who made the cluster is the provider's ``ownership``
+(``pytest_kready.ownership``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import subprocess
-from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-# `etcdutl snapshot restore` flags: move the revision well past anything a watch cache or client has seen and
-# mark it compacted, so watchers re-list instead of seeing revisions go backwards (Kubernetes' restore advice).
-ETCD_RESTORE_FLAGS = ("--bump-revision", "1000000000", "--mark-compacted")
+from ..access import ClusterAccess
+from ..etcd import EtcdEndpoint
+from ..ownership import Ownership
 
-# capability names
+# capability names (the arguments of the kready_needs marker)
 EPHEMERAL = "ephemeral"
 CONTROL_PLANE_EXEC = "control-plane-exec"
 ETCD = "etcd"
+ETCD_RESTORE = "etcd-restore"
 AUDIT_LOG = "audit-log"
 
 
@@ -27,10 +28,12 @@ AUDIT_LOG = "audit-log"
 class Capabilities:
     """What a provider can do, and for each thing it cannot, why (one line, shown as the not-applicable reason)."""
 
-    ephemeral: bool = False
+    ephemeral: bool = False  # made by this run, deleted at its end (kept with --kready-keep)
     control_plane_exec: bool = False
-    etcd: bool = False
+    etcd: bool = False  # etcd client access through ControlPlane.run (read keys, take snapshots)
+    etcd_restore: bool = False  # the restore drill may roll etcd back: made by this run, or --kready-allow-etcd-restore
     audit_log: str | None = None  # path of the audit log as seen by ControlPlane.run, when there is one
+    apply_allowed: bool = False  # --kready-apply may go here: a kind/local cluster made by this run or started by the user
     reasons: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def has(self, name: str) -> bool:
@@ -39,6 +42,7 @@ class Capabilities:
                 EPHEMERAL: self.ephemeral,
                 CONTROL_PLANE_EXEC: self.control_plane_exec,
                 ETCD: self.etcd,
+                ETCD_RESTORE: self.etcd_restore,
                 AUDIT_LOG: self.audit_log is not None,
             }[name]
         )
@@ -47,25 +51,6 @@ class Capabilities:
         if self.has(name):
             return ""
         return self.reasons.get(name) or f"the cluster provider does not offer {name}"
-
-
-@dataclasses.dataclass(frozen=True)
-class ClusterAccess:
-    """How to reach a cluster's API: a kubeconfig file and the context to use in it."""
-
-    kubeconfig: Path
-    context: str | None = None
-
-
-@dataclasses.dataclass(frozen=True)
-class EtcdEndpoint:
-    """etcd client settings, with paths as seen by ``ControlPlane.run``."""
-
-    endpoints: str
-    cacert: str
-    cert: str
-    key: str
-    data_dir: str
 
 
 @runtime_checkable
@@ -89,7 +74,8 @@ class ControlPlane(Protocol):
 @runtime_checkable
 class Provider(Protocol):
     name: str
-    capabilities: Capabilities
+    capabilities: Capabilities  # final once create() returned (attaching may take some away)
+    ownership: Ownership | None  # who made the cluster; None until create()
 
     def create(self) -> ClusterAccess:
         """Make the cluster reachable (creating it when ephemeral) and return how to reach it."""

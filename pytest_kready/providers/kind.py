@@ -22,13 +22,17 @@ from typing import Protocol
 
 import yaml
 
-from .. import labels
+from .. import client, errors, labels, ownership
+from ..access import ClusterAccess
+from ..cache import cache_dir
 from ..errors import ProviderError
+from ..etcd import ETCD_RESTORE_FLAGS, EtcdEndpoint
+from ..ownership import Ownership
+from ..profiles import load_profile
 from ..resources import kind_config
-from ..settings import cache_dir
 from ..waits import WaitTimeout, wait_for
-from . import container_engine
-from .base import AUDIT_LOG, ETCD_RESTORE_FLAGS, Capabilities, ClusterAccess, EtcdEndpoint
+from .base import AUDIT_LOG, Capabilities
+from .engines import container_engine
 
 PROFILE_DIR_PLACEHOLDER = "__KREADY_PROFILE_DIR__"
 NODE_CONF_DIR = "/etc/kubernetes/kready"  # where the profile's API server files are mounted on the node
@@ -81,7 +85,9 @@ def capabilities_for(profile: str, custom_config: bool) -> Capabilities:
         audit = f"{NODE_LOG_DIR}/kready-audit.log"
     else:
         reasons[AUDIT_LOG] = f"kind {profile} profile has no audit log (use --kready-profile=hardened)"
-    return Capabilities(ephemeral=True, control_plane_exec=True, etcd=True, audit_log=audit, reasons=reasons)
+    # every kind cluster of the plugin is made by the run that uses it (never attached to)
+    return Capabilities(ephemeral=True, control_plane_exec=True, etcd=True, etcd_restore=True, audit_log=audit,
+                        apply_allowed=True, reasons=reasons)
 
 
 class KindProvider:
@@ -95,7 +101,10 @@ class KindProvider:
         self.cluster_name = f"kready-{settings.run_id}{labels.worker_suffix()}"
         self.state = (state_root or cache_dir() / "kind") / self.cluster_name
         self.kubeconfig = self.state / "kubeconfig"
+        self.record_path = self.state / ownership.FILE_NAME
         self.capabilities = capabilities_for(settings.profile, settings.cluster_config is not None)
+        self.ownership: Ownership | None = None
+        self.notes: list[str] = []  # what the provider did besides its own cluster (stale clusters removed)
         self.engine: str | None = None
         self._kind: str | None = None
         self._created = False
@@ -122,8 +131,6 @@ class KindProvider:
             template = kind_config(self.settings.profile).read_text()
         profile_dir = self.state / "profile"
         if PROFILE_DIR_PLACEHOLDER in template:
-            from ..profiles import load_profile
-
             load_profile(self.settings.profile).write_files(profile_dir)  # fresh encryption key per cluster
         path = self.state / "kind-config.yaml"
         path.write_text(render_config(template, profile_dir.resolve()))
@@ -136,25 +143,51 @@ class KindProvider:
         self.engine = container_engine(self.which)
         if not self.engine:
             raise ProviderError(NO_ENGINE)
-        if self.cluster_name in self.existing_clusters():
+        existing = self.existing_clusters()
+        if self.cluster_name in existing:
             raise ProviderError(f"a kind cluster named {self.cluster_name} already exists; pytest-kready never reuses "
                                 f"a cluster it did not create (delete it: kind delete cluster --name {self.cluster_name})")
+        self.notes += self.remove_stale(existing)
         config = self.write_config()
         argv = [self._kind, "create", "cluster", "--name", self.cluster_name, "--config", str(config),
                 "--kubeconfig", str(self.kubeconfig), "--wait", "300s"]
+        # the record first: a run killed while kind works leaves a cluster the next run knows to be stale
+        self.ownership = Ownership.this_process(ownership.RUN, "kind", self.cluster_name, run_id=self.settings.run_id)
+        self.ownership.write(self.record_path)
         self._created = True  # from here on destroy() deletes whatever kind left
         proc = self.runner(argv, timeout=CREATE_TIMEOUT, env=self._env())
         if proc.returncode != 0:
             raise ProviderError(f"kind create cluster --name {self.cluster_name} failed: {_last_line(proc)}")
+        self.ownership = self.ownership.replace(ready=True)
+        self.ownership.write(self.record_path)
         return ClusterAccess(kubeconfig=self.kubeconfig, context=f"kind-{self.cluster_name}")
+
+    def remove_stale(self, existing: list[str]) -> list[str]:
+        """Delete the clusters (and state) that killed runs left: only those whose ownership record says their run
+        is gone and that were not kept. A cluster without a record here is someone else's and is left alone."""
+        notes: list[str] = []
+        root = self.state.parent
+        if not root.is_dir():
+            return notes
+        for state in sorted(p for p in root.iterdir() if p.is_dir() and p.name != self.cluster_name):
+            record = ownership.read(state / ownership.FILE_NAME)
+            if record is None or record.provider != "kind" or record.cluster != state.name or not record.stale():
+                continue
+            if state.name in existing:
+                proc = self.runner([self._kind, "delete", "cluster", "--name", state.name, "--kubeconfig",
+                                    str(state / "kubeconfig")], timeout=300, env=self._env())
+                if proc.returncode != 0:
+                    notes.append(f"could not delete kind cluster {state.name} left by {record.describe()}: "
+                                 f"{_last_line(proc)}")
+                    continue
+                notes.append(f"deleted kind cluster {state.name} left by {record.describe()}, which is gone")
+            shutil.rmtree(state, ignore_errors=True)
+        return notes
 
     def prepare(self, api) -> None:
         """Apply the profile's cluster manifests (called once the API answers; the cluster is ours alone)."""
-        if self.settings.cluster_config is not None:
+        if self.settings.cluster_config is not None or not self._created:
             return
-        from .. import client, errors
-        from ..profiles import load_profile
-
         mark = {labels.MANAGED_BY: labels.MANAGED_BY_VALUE, "kready.dev/profile": self.settings.profile}
         for path in load_profile(self.settings.profile).cluster_manifests:
             for obj in client.load_manifests(path):
@@ -188,6 +221,10 @@ class KindProvider:
         shutil.rmtree(self.state, ignore_errors=True)
 
     def describe_kept(self) -> str:
+        """The cluster stays (--kready-keep): its record says so, and no later run deletes it."""
+        if self.ownership is not None and self.record_path.parent.is_dir():
+            self.ownership = self.ownership.replace(kept=True)
+            self.ownership.write(self.record_path)
         return (f"kind cluster {self.cluster_name} kept (kubeconfig {self.kubeconfig}); delete it with: "
                 f"kind delete cluster --name {self.cluster_name}")
 

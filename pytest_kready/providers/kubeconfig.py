@@ -8,8 +8,10 @@ from pathlib import Path
 
 import yaml
 
+from ..access import ClusterAccess
 from ..errors import ConfigError
-from .base import AUDIT_LOG, CONTROL_PLANE_EXEC, EPHEMERAL, ETCD, Capabilities, ClusterAccess, ControlPlane
+from ..ownership import Ownership
+from .base import AUDIT_LOG, CONTROL_PLANE_EXEC, EPHEMERAL, ETCD, ETCD_RESTORE, Capabilities, ControlPlane
 
 _WHY = "kubeconfig cluster: control plane not reachable (managed or remote)"
 CAPABILITIES = Capabilities(
@@ -21,6 +23,7 @@ CAPABILITIES = Capabilities(
         EPHEMERAL: "kubeconfig cluster: an existing cluster, not one the plugin may recreate",
         CONTROL_PLANE_EXEC: _WHY,
         ETCD: _WHY,
+        ETCD_RESTORE: _WHY,
         AUDIT_LOG: "kubeconfig cluster: the API server's audit log is not readable from here",
     },
 )
@@ -90,9 +93,11 @@ class KubeconfigProvider:
 
     def __init__(self, settings):
         self.settings = settings
+        self.ownership: Ownership | None = None
 
     def create(self) -> ClusterAccess:
         path, context = resolve_kubeconfig(self.settings.kubeconfig, self.settings.context)
+        self.ownership = Ownership.external("kubeconfig", f"{context} in {path}")  # kept in memory only
         return ClusterAccess(kubeconfig=path, context=context)
 
     def control_plane(self) -> ControlPlane | None:

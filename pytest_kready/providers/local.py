@@ -1,16 +1,35 @@
-"""The `local` provider: a real single-node cluster of host processes (see pytest_kready.local)."""
+"""The `local` provider: a real single-node cluster of host processes (see pytest_kready.local).
+
+On its slot (``KREADY_LOCAL_SLOT``, default 0) the provider reads who started the cluster there
+(``pytest_kready.ownership``) and then:
+
+* nothing there: starts a cluster, recorded as this run's (run id, PID), and removes it at the end of the run;
+* a cluster whose maker is gone (a run or harness killed with SIGKILL, an OOM kill, a CI timeout; a
+  `kready-local up` killed half-way; anything from before a reboot): tears it down and starts its own;
+* a cluster started by hand (`kready-local up`), by the project's test harness, or kept by an earlier run
+  (``--kready-keep``): attaches to it and leaves it running. Attached is not ephemeral: the etcd restore drill runs
+  only with ``--kready-allow-etcd-restore``; ``--kready-apply`` and standard mode are allowed;
+* a cluster that another live run owns, or that is still being started: refuses, saying whose it is.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 from pathlib import Path
 
-from ..local.cli import default_bin_dir
+from .. import ownership
+from ..access import ClusterAccess
+from ..errors import ProviderError
+from ..etcd import EtcdEndpoint
+from ..local.bins import bin_dir as default_bin_dir
 from ..local.cluster import LocalCluster
 from ..local.layout import Layout
 from ..local.netns import in_netns
-from ..errors import ProviderError
-from .base import Capabilities, ClusterAccess, ControlPlane, EtcdEndpoint
+from ..ownership import Ownership
+from .base import AUDIT_LOG, EPHEMERAL, ETCD_RESTORE, Capabilities, ControlPlane
+
+NO_AUDIT_LOG = "the cluster's API server writes no audit log (profile baseline has none)"
 
 
 class LocalControlPlane:
@@ -41,39 +60,91 @@ class LocalControlPlane:
 
     def restore_etcd(self, snapshot: str, *, timeout: float = 180) -> None:
         self.cluster.restore_etcd(snapshot, timeout=timeout)
-        self.etcd = EtcdEndpoint(**{**self.etcd.__dict__, "data_dir": str(self.cluster.etcd_data_dir)})
+        self.etcd = dataclasses.replace(self.etcd, data_dir=str(self.cluster.etcd_data_dir))
+
+
+def owned_capabilities(audit: str | None) -> Capabilities:
+    """A cluster this run started: ephemeral, every control-plane capability."""
+    return Capabilities(ephemeral=True, control_plane_exec=True, etcd=True, etcd_restore=True, audit_log=audit,
+                        apply_allowed=True, reasons={AUDIT_LOG: NO_AUDIT_LOG})
+
+
+def attached_capabilities(audit: str | None, record: Ownership, *, allow_etcd_restore: bool) -> Capabilities:
+    """A cluster the run only attached to: not ephemeral; the etcd restore drill only when asked for."""
+    if record.kept:
+        made = f"kept by {record.describe()}"
+    elif record.maker == ownership.MANUAL:
+        made = "started by kready-local up"
+    else:
+        made = f"started by {record.describe()}"
+    why = f"attached to a local cluster {made}; pass --kready-allow-etcd-restore to run the restore drill on it"
+    return Capabilities(ephemeral=False, control_plane_exec=True, etcd=True, etcd_restore=allow_etcd_restore,
+                        audit_log=audit, apply_allowed=True,
+                        reasons={EPHEMERAL: why, ETCD_RESTORE: why, AUDIT_LOG: NO_AUDIT_LOG})
 
 
 class LocalProvider:
     name = "local"
 
-    def __init__(self, settings):
+    def __init__(self, settings, *, layout: Layout | None = None):
+        self.settings = settings
         bin_dir = getattr(settings, "local_bin_dir", None) or default_bin_dir()
-        self.cluster = LocalCluster(Path(bin_dir), profile=getattr(settings, "profile", None) or "baseline", layout=Layout.from_env())
+        self.cluster = LocalCluster(Path(bin_dir), profile=getattr(settings, "profile", None) or "baseline",
+                                    layout=layout or Layout.from_env())
         audit = self.cluster.audit_log
-        self.capabilities = Capabilities(
-            ephemeral=True,
-            control_plane_exec=True,
-            etcd=True,
-            audit_log=str(audit) if audit else None,
-            reasons={"audit-log": "the cluster's API server writes no audit log (profile baseline has none)"},
-        )
+        self._audit = str(audit) if audit else None
+        self.capabilities = owned_capabilities(self._audit)  # until create() finds a cluster to attach to
+        self.ownership: Ownership | None = None
+        self.notes: list[str] = []  # what the provider did besides its own cluster (a stale cluster torn down)
         self._control_plane: LocalControlPlane | None = None
         self.attached = False
+        self._started = False
+
+    @property
+    def slot_name(self) -> str:
+        return f"local cluster {self.cluster.layout.name} (slot {self.cluster.layout.slot})"
 
     def create(self) -> ClusterAccess:
-        """Start the local cluster — or attach to one already up (`kready-local up`), which is then left running."""
-        running = self.cluster.running_profile()
-        if running is not None:
-            if running != self.cluster.profile.name:
-                raise ProviderError(
-                    f"a local cluster with profile {running} is already running; stop it (kready-local down) "
-                    f"or run with --kready-profile={running}"
-                )
-            self.attached = True
-            return ClusterAccess(kubeconfig=self.cluster.kubeconfig, context=None)
-        kubeconfig = self.cluster.up()
+        """Start the local cluster, attach to one started by hand, or refuse one another run owns (see above)."""
+        cluster = self.cluster
+        record = cluster.ownership()
+        running = cluster.running_profile()
+        if record is not None and record.stale():
+            self.notes.append(f"tore down the {self.slot_name} left by {record.describe()}, which is gone")
+            cluster.down()
+            record = running = None
+        elif record is None and running is not None:
+            # serving but unrecorded: started by hand with an older version; treated as started by hand
+            record = Ownership(maker=ownership.MANUAL, provider="local", cluster=cluster.layout.name, ready=True)
+        if record is not None:
+            return self._attach(record, running)
+        self.ownership = Ownership.this_process(ownership.RUN, "local", cluster.layout.name,
+                                                run_id=getattr(self.settings, "run_id", None))
+        self._started = True  # from here on destroy() removes whatever up() left
+        kubeconfig = cluster.up(owner=self.ownership)
+        self.ownership = self.ownership.replace(ready=True)
         return ClusterAccess(kubeconfig=kubeconfig, context=None)
+
+    def _attach(self, record: Ownership, running: str | None) -> ClusterAccess:
+        if record.owned_by_live_run() or record.starting():
+            doing = "is being started by" if record.starting() else "belongs to"
+            raise ProviderError(f"the {self.slot_name} {doing} {record.describe()}, which is still running; "
+                                "wait for it, or use another slot (KREADY_LOCAL_SLOT=N, N 0-9)")
+        slot = self.cluster.layout.slot
+        if running is None:
+            raise ProviderError(f"the {self.slot_name} was started by {record.describe()} but does not answer; "
+                                f"restart it (kready-local down --slot {slot}; kready-local up --slot {slot}) "
+                                "or use another slot (KREADY_LOCAL_SLOT)")
+        if running != self.cluster.profile.name:
+            raise ProviderError(
+                f"a local cluster with profile {running} is already running; stop it (kready-local down) "
+                f"or run with --kready-profile={running}"
+            )
+        self.attached = True
+        self.ownership = record
+        self.capabilities = attached_capabilities(
+            self._audit, record, allow_etcd_restore=bool(getattr(self.settings, "allow_etcd_restore", False)))
+        return ClusterAccess(kubeconfig=self.cluster.kubeconfig, context=None)
 
     def control_plane(self) -> ControlPlane | None:
         if self._control_plane is None:
@@ -81,5 +152,14 @@ class LocalProvider:
         return self._control_plane
 
     def destroy(self) -> None:
-        if not self.attached:
+        """Remove the cluster if this run started it; a cluster attached to is left running. Safe to call twice."""
+        if self._started and not self.attached:
+            self._started = False
             self.cluster.down()
+
+    def describe_kept(self) -> str:
+        """The cluster this run started stays (--kready-keep): it becomes the user's, and later runs attach to it."""
+        self.cluster.mark_kept()
+        slot = self.cluster.layout.slot
+        return (f"local cluster {self.cluster.layout.name} kept (kubeconfig {self.cluster.kubeconfig}); stop it "
+                f"with: kready-local down --slot {slot}")

@@ -32,7 +32,7 @@ from pytest_kready import client as kclient
 from pytest_kready.checks import etcd as etcd
 from pytest_kready.checks import rollout as rollout
 from pytest_kready.findings import Verdict
-from pytest_kready.local.cli import default_bin_dir
+from pytest_kready.local.bins import bin_dir as default_bin_dir
 from pytest_kready.local.cluster import LocalCluster
 from pytest_kready.local.layout import Layout
 from pytest_kready.providers.base import ClusterAccess
@@ -385,7 +385,8 @@ def test_rollout_target_user_deployment(pytester, monkeypatch, own_cluster, safe
 
 
 def test_etcd_snapshot_restore_on_own_cluster(pytester, monkeypatch, own_cluster):
-    result, report = run_kready(pytester, monkeypatch, "test_etcd.py", slot=str(OWN_SLOT), mode="disruptive")
+    result, report = run_kready(pytester, monkeypatch, "test_etcd.py", slot=str(OWN_SLOT), mode="disruptive",
+                                extra=("--kready-allow-etcd-restore",))  # the harness's cluster, not the run's
     f = only(report, "etcd.snapshot-restore")
     print(show(f))
     ev = f["evidence"]

@@ -17,7 +17,7 @@ from kubernetes import client
 from kubernetes.dynamic import DynamicClient
 
 from pytest_kready.checks import pod_security
-from pytest_kready.local.cli import default_bin_dir
+from pytest_kready.local.bins import bin_dir as default_bin_dir
 from pytest_kready.resources import profile_file, suites_dir
 
 pytestmark = pytest.mark.integration

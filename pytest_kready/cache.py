@@ -1,0 +1,13 @@
+"""Where pytest-kready keeps files between runs: ``$KREADY_CACHE``, else ``~/.cache/pytest-kready``. The local
+provider's binaries live under ``local/`` (see ``pytest_kready.local.bins``), the kind provider's per-cluster
+state under ``kind/<cluster>/``. Imports nothing of the plugin."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def cache_dir() -> Path:
+    """``$KREADY_CACHE`` or ``~/.cache/pytest-kready`` (the same place tools/build-local-binaries.sh uses)."""
+    return Path(os.environ.get("KREADY_CACHE") or Path.home() / ".cache" / "pytest-kready")

@@ -1,0 +1,52 @@
+"""Waiting for a local cluster's pieces: deadlines, and one-line errors naming what was awaited and the last
+thing seen."""
+
+from __future__ import annotations
+
+import ssl
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from tenacity import RetryError, Retrying, retry_if_exception_type, retry_if_result, stop_after_delay, wait_exponential
+
+from ..errors import ProviderError
+
+
+class NotYet(Exception):
+    """Raised by a probe to say "not ready yet" (retried like a falsy result)."""
+
+
+def wait_for(what: str, probe, *, timeout: float, diagnose=None):
+    """Call ``probe`` until it returns a truthy value or ``timeout`` passes; then raise ProviderError naming
+    ``what`` and, via ``diagnose()``, the last thing seen."""
+    try:
+        return Retrying(
+            stop=stop_after_delay(timeout),
+            wait=wait_exponential(multiplier=0.05, max=1),
+            retry=retry_if_result(lambda r: not r) | retry_if_exception_type(NotYet),
+        )(probe)
+    except RetryError as err:
+        detail = diagnose() if diagnose else ""
+        raise ProviderError(f"local cluster: {what} not ready after {timeout:.0f}s{': ' + detail if detail else ''}") from err
+
+
+def http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            return resp.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def https_ok(url: str, cafile: Path) -> bool:
+    """``url`` answers 200 over TLS verified with ``cafile`` (False when the CA file is missing too)."""
+    try:
+        ctx = ssl.create_default_context(cafile=str(cafile))
+    except OSError:
+        return False
+    try:
+        with urllib.request.urlopen(url, timeout=2, context=ctx) as resp:
+            return resp.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
