@@ -83,6 +83,16 @@ class AppNamespace:
         self.api.raw("POST", f"/api/v1/namespaces/{self.name}/services", body=svc)
         return self.name
 
+    def add_dead_targets(self) -> None:
+        """A pod that declares a port nobody listens on (no readiness probe on it), and a Service without
+        endpoints: targets that never answer, whatever the policies say."""
+        idle = pod_manifest("idle", image=DEFAULT_IMAGE, ports=[9090], serve=False, labels={"app": "idle"},
+                            active_deadline=1800)
+        idle["spec"]["containers"][0]["ports"] = [{"containerPort": 9090, "name": "metrics", "protocol": "TCP"}]
+        self.api.raw("POST", f"/api/v1/namespaces/{self.name}/pods", body=idle)
+        ghost = service_manifest("ghost", selector={"app": "nothing-has-this-label"}, ports=[80])
+        self.api.raw("POST", f"/api/v1/namespaces/{self.name}/services", body=ghost)
+
     def delete(self):
         try:
             self.api.raw("DELETE", f"/api/v1/namespaces/{self.name}")
@@ -107,6 +117,52 @@ def hardened_app(_cluster_manager):
     app.create(manifests)
     yield app
     app.delete()
+
+
+@pytest.fixture
+def denying_app_with_dead_targets(_cluster_manager):
+    """On the baseline cluster (it enforces policies): the hardened namespace manifests (deny all but DNS), the
+    workload, and targets that never answer (see ``add_dead_targets``)."""
+    app = AppNamespace(_cluster_manager.ensure("baseline").kubeconfig, "net-dead")
+    app.create([o for path in load_profile("hardened").namespace_manifests for o in load_manifests(path)])
+    app.add_dead_targets()
+    yield app
+    app.delete()
+
+
+def cells_to(finding: dict, label: str) -> list[dict]:
+    return [c for c in finding["evidence"]["cells"] if c["to"].startswith(label)]
+
+
+def test_targets_that_never_answer_make_cross_namespace_inconclusive_not_pass(pytester, monkeypatch,
+                                                                              denying_app_with_dead_targets):
+    """Every probe into a deny-all namespace fails; a port nobody listens on and a Service without endpoints fail
+    as well, for no policy's sake: those cells are unknown, so the check cannot pass."""
+    app = denying_app_with_dead_targets
+    doc, text = run_suite(pytester, monkeypatch, 0, "--kready-mode=standard", f"--kready-namespaces={app.name}")
+    assert verdicts(doc, app.name) == {
+        "network.enforcement": "pass", "network.cross-namespace": "inconclusive", "network.default-deny": "pass",
+        "network.dns": "pass", "network.egress": "pass"}, text
+    cross = by_check(doc)["network.cross-namespace"][0]
+    assert cross["summary"].startswith(f"2 of 6 port(s) in {app.name} cannot be judged blocked: "), cross["summary"]
+    assert f"{app.name}/pod idle:9090/TCP" in cross["summary"] and f"{app.name}/svc ghost:80/TCP" in cross["summary"]
+    [idle] = cells_to(cross, f"{app.name}/pod idle:9090")
+    assert idle["observed"] == "unknown" and len(idle["seen"]) >= 3 and "connected" not in idle["seen"]
+    assert "pod idle: no readiness probe on port 9090, and no listener on it seen inside the pod" in idle["alive"]
+    assert "not shown alive" in idle["why_unknown"]
+    [ghost] = cells_to(cross, f"{app.name}/svc ghost:80")
+    assert ghost["observed"] == "unknown" and "Service ghost has no ready endpoint for port 80" in ghost["alive"]
+    # the live targets of the same namespace are blocked, each with its proof of life
+    [web] = cells_to(cross, f"{app.name}/pod web:8080")
+    assert web["observed"] == "blocked" and web["alive"].startswith("pod web is Ready through a tcpSocket readiness")
+    [svc] = cells_to(cross, f"{app.name}/svc web:8080")
+    assert svc["observed"] == "blocked" and svc["alive"].startswith("ready endpoint ")
+    [udp] = cells_to(cross, f"{app.name}/probe:8080/UDP")
+    assert udp["observed"] == "blocked" and "a UDP path across namespaces works" in udp["alive"]
+    # the listener of idle was read from inside it (and said so), nothing else was run in the team's pods
+    assert cross["evidence"]["execs"] == [f"exec in {app.name}/idle (container agnhost): cat /proc/net/tcp "
+                                          "/proc/net/tcp6 (reads the pod's listening sockets; changes nothing)"]
+    assert "INCONCLUSIVE" in text
 
 
 def test_baseline_namespace_fails_cross_namespace_default_deny_and_egress(pytester, monkeypatch, baseline_app):
@@ -155,6 +211,17 @@ def test_hardened_namespace_passes_every_network_check(pytester, monkeypatch, ha
     assert {p["name"] for p in policies} == {"default-deny-all", "allow-dns"}
     assert "resolves" in found["network.dns"][0]["summary"]
     assert "5 passed" in text
+    # deny-all namespaces still get verdicts: every blocked cell with its target shown alive in >= 3 counted rounds
+    for check in CHECKS[1:]:
+        for cell in found[check][0]["evidence"]["cells"]:
+            if cell["observed"] == "blocked":
+                assert len(cell["seen"]) >= 3 and "connected" not in cell["seen"], cell
+                assert "in 0 of" not in cell["alive"], cell
+    # what standard mode wrote, and where, is in every finding's evidence
+    for check in CHECKS:
+        writes = "\n".join(found[check][0]["evidence"]["writes"])
+        assert "pod-security.kubernetes.io/enforce=privileged, with a hostNetwork Pod listener" in writes
+        assert f"in {hardened_app.name} (a target namespace" in writes
 
 
 def test_readonly_mode_creates_no_pods_and_says_so(pytester, monkeypatch, baseline_app):
