@@ -340,9 +340,21 @@ def test_the_drill_fails_when_the_restore_does_not_roll_back(node, control_plane
     assert "marker B" in result.summary and result.evidence["after_restore"]["marker_b"] == "present"
 
 
-def test_the_drill_fails_when_the_snapshot_fails(node, control_plane):
+def test_the_drill_is_inconclusive_when_the_snapshot_tool_fails(node, control_plane):
     node.fail["crictl exec"] = (1, b"Error: context deadline exceeded")
     result = etcd_check.run_drill(FakeApi(node), lambda: FakeApi(node), control_plane, "ns1", "run1", timeout=30)
-    assert result.verdict is Verdict.FAIL and "snapshot failed" in result.summary
-    assert "context deadline exceeded" in result.summary
+    # the plugin's own tooling failed: inconclusive, never a finding against the cluster (issue 10)
+    assert result.verdict is Verdict.INCONCLUSIVE and "snapshot" in result.summary and "failed" in result.summary
+    assert "context deadline exceeded" in result.summary and not result.remediation
     assert not [c for c in node.commands if c[0] == "mv"], "nothing restored without a snapshot"
+
+
+def test_the_drill_is_inconclusive_when_the_restore_procedure_fails(node, control_plane):
+    class BrokenRestore(KindControlPlane):
+        def restore_etcd(self, snapshot, *, timeout=180):
+            raise errors.ProviderError("docker exec into the control-plane node failed: exit status 126")
+
+    cp = BrokenRestore("docker", NODE, runner=node, clock=FakeClock())
+    result = etcd_check.run_drill(FakeApi(node), lambda: FakeApi(node), cp, "ns1", "run1", timeout=30)
+    assert result.verdict is Verdict.INCONCLUSIVE and "exit status 126" in result.summary, result.summary
+    assert not result.remediation

@@ -93,14 +93,17 @@ def run_drill(api, new_api: Callable[[], Any], cp, namespace: str, run_id: str, 
         proc = save_snapshot(cp, save_path)
         evidence["snapshot_seconds"] = round(time.monotonic() - t, 2)
         if proc.returncode != 0:
-            return CheckResult(Verdict.FAIL, f"etcd snapshot failed: {_last(proc)}", repro=repro, **remedy, **common)
+            # the plugin's own tooling (etcdctl run through the control plane) failed: not a finding on the cluster
+            return CheckResult(Verdict.INCONCLUSIVE, f"the plugin's etcd snapshot (etcdctl snapshot save) failed: "
+                               f"{_last(proc)}", repro=repro, **common)
         create(api, marker(run_id, "kready-marker-b", tokens["b"]), namespace)
 
         t0 = time.monotonic()
         try:
             cp.restore_etcd(node_path, timeout=timeout)
         except (errors.KreadyError, OSError) as e:
-            return CheckResult(Verdict.FAIL, f"etcd restore failed: {e}", repro=repro, **remedy, **common)
+            return CheckResult(Verdict.INCONCLUSIVE, f"the plugin's etcd restore procedure failed: {e}", repro=repro,
+                               **common)  # our tooling (exec into the control plane, etcdutl), not the cluster
         evidence["restore_call_seconds"] = round(time.monotonic() - t0, 1)
         evidence["data_dir_after"] = cp.etcd.data_dir
         poll = new_api()
