@@ -134,16 +134,19 @@ _HEADER = re.compile(r"(?i)\b((?:proxy-)?authorization)(['\"]?\s*[:=]\s*['\"]?)(
 _OTHER_HEADER = re.compile(r"(?i)\b(set-cookie|cookie|x-api-key|api-key|x-auth-token|x-access-token)"
                            r"(['\"]?\s*[:=]\s*['\"]?)(?!\s*<redacted>)([^\r\n'\"]{3,})")
 # `--password=x`, `DB_PASSWORD=x`
-_ASSIGN = re.compile(r"(?i)(?<![\w.-])(-{0,2}[\w.-]*" + _CRED_WORDS + r"[\w.-]*)(=)(?!\s*<redacted>)"
+_ASSIGN = re.compile(r"(?i)(?<![\w.-])(-{0,2}[\w.-]{0,40}" + _CRED_WORDS + r"[\w.-]{0,40})(=)(?!\s*<redacted>)"
                      r"([^\s'\",;}\]]{3,})")
 # `--password x`, `--token x`
-_FLAG = re.compile(r"(?i)(?<![\w.-])(--[\w-]*" + _CRED_WORDS + r"[\w-]*)(\s+)(?!-|<redacted>)([^\s'\",;}\]]{3,})")
+_FLAG = re.compile(r"(?i)(?<![\w.-])(--[\w-]{0,40}" + _CRED_WORDS + r"[\w-]{0,40})(\s+)(?!-|<redacted>)([^\s'\",;}\]]{3,})")
 # `'password': 'x'`, `"token": "x"` (dict reprs, JSON text); not `secretName`-like references
-_QUOTED = re.compile(r"(?i)(['\"])([\w.-]*" + _CRED_WORDS + r"[\w.-]*)(?<!name)(?<!ref)(?<!path)(?<!file)\1"
+_QUOTED = re.compile(r"(?i)(['\"])([\w.-]{0,40}" + _CRED_WORDS + r"[\w.-]{0,40})(?<!name)(?<!ref)(?<!path)(?<!file)\1"
                      r"(\s*:\s*)(['\"])(?!\s*<redacted>)([^'\"]{3,}?)\4")
 # `curl -u user:pass`, `--user user:pass`, `https://user:pass@host`
 _USERINFO = re.compile(r"(?i)((?:^|\s)(?:-u|--user)[=\s]+[^\s:'\"]+:)([^\s'\"]{3,})")
 _URL_USERINFO = re.compile(r"(://[^/\s:@'\"]+:)([^/\s@'\"]{3,})(@)")
+# a text none of the form-based patterns can match skips them (most strings): one cheap search first
+_HINTS = ("bearer", "basic", "authoriz", "cookie", "api-key", "x-auth", "x-access", "passw", "passphrase", "token",
+          "secret", "apikey", "api_key", "access", "private", "credential", "-u", "--user", "://", "eyj")
 _TRIVIAL = {"true", "false", "null", "none", "yes", "no", "on", "off", "enabled", "disabled"}
 
 
@@ -163,19 +166,11 @@ class _Known:
                     self.values.add(v)
                     self._pattern = None
 
-    def pattern(self, extra: frozenset[str] = frozenset()) -> re.Pattern | None:
+    def pattern(self) -> re.Pattern | None:
         with self.lock:
-            if extra:
-                values = self.values | {v for e in extra for v in _variants(e)}
-            elif self._pattern is not None:
-                return self._pattern
-            else:
-                values = self.values
-            compiled = re.compile("|".join(re.escape(v) for v in sorted(values, key=len, reverse=True))) \
-                if values else None
-            if not extra:
-                self._pattern = compiled
-            return compiled
+            if self._pattern is None and self.values:
+                self._pattern = _literal_trie(self.values)
+            return self._pattern
 
     def clear(self) -> None:
         with self.lock:
@@ -184,6 +179,31 @@ class _Known:
 
 
 _KNOWN = _Known()
+
+
+def _literal_trie(words: set[str]) -> re.Pattern:
+    """One regex matching any of ``words`` (longest first), factored by common prefixes: a plain alternation of
+    hundreds of literals is slow in Python's ``re``; a trie is near-linear in the text."""
+    trie: dict = {}
+    for w in words:
+        node = trie
+        for ch in w:
+            node = node.setdefault(ch, {})
+        node[""] = {}
+
+    def build(node: dict) -> str:
+        ends = "" in node
+        alts = []
+        for ch in sorted(k for k in node if k):
+            alts.append(re.escape(ch) + build(node[ch]))
+        if not alts:
+            return ""
+        body = alts[0] if len(alts) == 1 else "(?:" + "|".join(alts) + ")"
+        if ends:
+            return f"(?:{body})?"
+        return body
+
+    return re.compile(build(trie))
 
 
 def _variants(value: str | bytes | None) -> set[str]:
@@ -306,9 +326,15 @@ def _plain(value: Any) -> Any:
 def _scrub_text(text: str, secrets: set[str] | frozenset[str] = frozenset()) -> str:
     if not text:
         return text
-    known = _KNOWN.pattern(frozenset(secrets))
+    for value in secrets:
+        if value not in _KNOWN.values:
+            _KNOWN.add(value)  # a value passed in is secret for the rest of the run too
+    known = _KNOWN.pattern()
     if known is not None:
         text = known.sub(REDACTED, text)
+    low = text.lower()
+    if not any(h in low for h in _HINTS):
+        return text
     text = _BEARER.sub(lambda m: m.group(1) + REDACTED, text)
     text = _BASIC.sub(lambda m: m.group(1) + REDACTED, text)
     text = _HEADER.sub(lambda m: m.group(1) + m.group(2) + REDACTED, text)
