@@ -7,7 +7,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+# the home directory as the process started: tests that change HOME (pytester) still find the real cache
+HOME_CACHE = Path(os.path.expanduser("~")) / ".cache" / "pytest-kready"
+
 
 def cache_dir() -> Path:
     """``$KREADY_CACHE`` or ``~/.cache/pytest-kready`` (the same place tools/build-local-binaries.sh uses)."""
-    return Path(os.environ.get("KREADY_CACHE") or Path.home() / ".cache" / "pytest-kready")
+    return Path(os.environ.get("KREADY_CACHE") or HOME_CACHE)
