@@ -195,7 +195,11 @@ def _literal_trie(words: set[str]) -> re.Pattern:
         ends = "" in node
         alts = []
         for ch in sorted(k for k in node if k):
-            alts.append(re.escape(ch) + build(node[ch]))
+            chain, child = [ch], node[ch]
+            while len(child) == 1 and "" not in child:  # a run of single children: no recursion per character
+                ((nxt, child),) = child.items()
+                chain.append(nxt)
+            alts.append(re.escape("".join(chain)) + build(child))
         if not alts:
             return ""
         body = alts[0] if len(alts) == 1 else "(?:" + "|".join(alts) + ")"
