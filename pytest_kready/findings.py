@@ -80,7 +80,7 @@ class Finding:
         data = dataclasses.asdict(self)
         data["verdict"] = self.verdict.value
         data["references"] = list(self.references)
-        return redact(data, secrets)
+        return redact_finding(data, secrets)
 
     def line(self) -> str:
         target = f" [{self.target_namespace}]" if self.target_namespace else ""
@@ -159,7 +159,9 @@ class _Known:
         self.values: set[str] = set()
         self._pattern: re.Pattern | None = None
 
-    def add(self, value: str | bytes | None) -> None:
+    def add(self, value: str | bytes | None, *, explicit: bool = True) -> None:
+        if not explicit and not _registrable(value):
+            return
         for v in _variants(value):
             with self.lock:
                 if v not in self.values:
@@ -210,6 +212,22 @@ def _literal_trie(words: set[str]) -> re.Pattern:
     return re.compile(build(trie))
 
 
+_WORDLIKE = re.compile(r"[a-z][a-z._-]*")
+
+
+def _registrable(value: str | bytes | None) -> bool:
+    """Whether a value the run *found* (a Secret's data, an env var or header under a credential-like name) is
+    blanked everywhere in text. Not: short values (< 6), lowercase words and identifiers under 16 characters
+    (``admin``, ``postgres``, ``default``: blanking every occurrence would mangle the reports; the structured
+    evidence still blanks them where they stand), file paths and ``$(VAR)`` references."""
+    if value is None:
+        return False
+    text = (value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)).strip()
+    if len(text) < 6 or text.startswith(("/", "$(")):
+        return False
+    return not (_WORDLIKE.fullmatch(text) and len(text) < 16)
+
+
 def _variants(value: str | bytes | None) -> set[str]:
     """The forms a secret value can take in output: itself, base64, repr-escaped, its long lines, and for an
     ``Authorization`` value its credential (after ``Basic``/``Bearer``) and Basic's decoded ``user:password``."""
@@ -240,14 +258,15 @@ def _variants(value: str | bytes | None) -> set[str]:
             if decoded:
                 out.add(decoded)
                 user, _, password = decoded.partition(":")
-                if len(password) >= 4:
+                if _registrable(password):
                     out.add(password)
     return {v for v in out if len(v) >= 4}
 
 
-def register_secret(value: str | bytes | None) -> None:
-    """Remember ``value`` as secret for the rest of the process: every output blanks it (also base64-encoded)."""
-    _KNOWN.add(value)
+def register_secret(value: str | bytes | None, *, explicit: bool = True) -> None:
+    """Remember ``value`` as secret for the rest of the process: every output blanks it (also base64-encoded).
+    ``explicit=False``: a value the run found rather than was told, kept only when ``_registrable``."""
+    _KNOWN.add(value, explicit=explicit)
 
 
 def known_secrets() -> frozenset[str]:
@@ -287,18 +306,18 @@ def _harvest(obj: Any, *, secret_obj: bool, depth: int) -> None:
                         decoded = base64.b64decode(v, validate=True)
                     except ValueError:
                         decoded = v.encode()
-                    register_secret(decoded)
-                    register_secret(v)
+                    register_secret(decoded, explicit=False)
+                    register_secret(v, explicit=False)
                 else:
-                    register_secret(v)
+                    register_secret(v, explicit=False)
     if kind == "TokenRequest":
         register_secret(((obj.get("status") or {}).get("token")))
     name, value = obj.get("name"), obj.get("value")
     if isinstance(name, str) and isinstance(value, str) and CREDENTIAL_NAME.search(name):
-        register_secret(value)
+        register_secret(value, explicit=False)
     for k, v in obj.items():
         if isinstance(v, str) and k.lower() in _SENSITIVE_KEYS:
-            register_secret(v)
+            register_secret(v, explicit=False)
         elif isinstance(v, (dict, list)):
             _harvest(v, secret_obj=(kind == "SecretList" and k == "items"), depth=depth + 1)
 
@@ -369,6 +388,18 @@ def redact(value: Any, secrets: set[str] | frozenset[str] = frozenset()) -> Any:
     return _redact(_plain(value), frozenset(secrets), secret_obj=False)
 
 
+IDENTITY_FIELDS = ("check_id", "verdict", "severity", "nodeid", "recorded_at")
+
+
+def redact_finding(data: dict, secrets: set[str] | frozenset[str] = frozenset()) -> dict:
+    """``redact`` for a finding's dict: its identity (check id, verdict, node id, ...) is kept as it is."""
+    out = redact(data, secrets)
+    for key in IDENTITY_FIELDS:
+        if key in data:
+            out[key] = _plain(data[key])
+    return out
+
+
 def _redact(value: Any, secrets: frozenset[str], *, secret_obj: bool) -> Any:
     if isinstance(value, str):
         return _scrub_text(value, secrets)
@@ -423,8 +454,10 @@ def scrub_report(report: pytest.TestReport, secrets: set[str] | frozenset[str] =
     secrets = frozenset(secrets)
     report.longrepr = _scrub_object(report.longrepr, secrets)
     report.sections = [(title, _scrub_text(content, secrets)) for title, content in report.sections]
-    report.user_properties = [(name, redact(value, secrets) if not isinstance(value, str)
-                               else _scrub_text(value, secrets)) for name, value in report.user_properties]
+    report.user_properties = [
+        (name, redact_finding(value, secrets) if name == USER_PROPERTY and isinstance(value, dict)
+         else redact(value, secrets) if not isinstance(value, str) else _scrub_text(value, secrets))
+        for name, value in report.user_properties]
     extras = getattr(report, "extras", None)
     if extras:
         for extra in extras:
@@ -725,7 +758,7 @@ class FindingsReporter:
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if self.json_path is None or hasattr(self.config, "workerinput"):
             return
-        self.collected = [redact(f) for f in self.collected]  # what the run learnt later is blanked too
+        self.collected = [redact_finding(f) for f in self.collected]  # what the run learnt later is blanked too
         counts: dict[str, int] = {}
         for f in self.collected:
             counts[f["verdict"]] = counts.get(f["verdict"], 0) + 1

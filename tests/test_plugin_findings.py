@@ -296,3 +296,36 @@ def html_report(path) -> dict:
                 except ValueError:
                     extra["decoded"] = None
     return blob["tests"]
+
+
+def test_found_values_that_look_like_words_are_not_blanked_everywhere():
+    from pytest_kready.findings import forget_secrets, harvest, redact_text
+
+    forget_secrets()
+    harvest({"kind": "Secret", "data": {k: base64.b64encode(v.encode()).decode() for k, v in
+                                        {"username": "admin", "db": "postgres", "password": "Hunter-22-x"}.items()}})
+    harvest({"spec": {"containers": [{"env": [{"name": "SECRET_STORE", "value": "default"},
+                                                {"name": "TOKEN_FILE", "value": "/var/run/token"},
+                                                {"name": "API_KEY", "value": "k-8f3a9c2e71"}]}]}})
+    text = "cluster-admin in namespace default reads /var/run/token; postgres; Hunter-22-x; k-8f3a9c2e71"
+    assert redact_text(text) == ("cluster-admin in namespace default reads /var/run/token; postgres; <redacted>; "
+                                 "<redacted>")
+    # where such a value stands, it is still blanked
+    clean = redact({"env": [{"name": "SECRET_STORE", "value": "default"}],
+                    "secret": {"kind": "Secret", "data": {"username": "YWRtaW4="}}})
+    assert clean == {"env": [{"name": "SECRET_STORE", "value": REDACTED}],
+                     "secret": {"kind": "Secret", "data": {"username": REDACTED}}}
+    forget_secrets()
+
+
+def test_a_findings_identity_is_never_redacted():
+    from pytest_kready.findings import forget_secrets, register_secret
+
+    forget_secrets()
+    register_secret("cluster-admin-subjects")  # a check registering something unlucky
+    f = Finding(check_id="rbac.cluster-admin-subjects", verdict="fail", summary="x cluster-admin-subjects",
+                nodeid="suites/test_rbac.py::test_cluster-admin-subjects")
+    d = f.to_dict()
+    assert d["check_id"] == "rbac.cluster-admin-subjects" and d["nodeid"].endswith("test_cluster-admin-subjects")
+    assert d["summary"] == f"x {REDACTED}"
+    forget_secrets()
