@@ -494,3 +494,18 @@ def test_audit_metrics_judgement():
     # a loaded policy that has so far produced no events is not "no policy"
     assert cpl.judge_audit_metrics(200, 'apiserver_audit_event_total 0\napiserver_audit_level_total{level="None"} 3\n'
                                    )[0] is Verdict.INCONCLUSIVE
+
+
+def test_long_serviceaccount_tokens_are_redacted_without_crashing():
+    """The exec control's ServiceAccount token (and its base64 form) runs past 1000 characters: the redaction's
+    prefix tree once recursed per character and crashed the reporter (INTERNALERROR) on it."""
+    import base64
+    import secrets
+
+    from pytest_kready import findings
+
+    token = "eyJhbGciOiJSUzI1NiJ9." + secrets.token_urlsafe(1200) + ".sig"
+    short = token[:40] + "different-tail"
+    pattern = findings._literal_trie({token, short, base64.b64encode(token.encode()).decode()})
+    assert pattern.search(f"Bearer {token} trailing").group(0) == token
+    assert pattern.search(f"x{short}y").group(0) == short
