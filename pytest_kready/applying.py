@@ -72,11 +72,20 @@ def apply_paths(api, paths: list[Path], run_id: str, *, timeout: float | None = 
                                      f"{obj['apiVersion']} ({obj['metadata']['name']})") from None
         ref = _ref(obj, res.namespaced)
         existing = _get(api, res, ref)
-        if existing is None:
+        if existing is not None and (existing.get("metadata") or {}).get("deletionTimestamp"):
+            existing = _wait_deleted(api, res, ref, deadline)  # e.g. a killed run's namespace the sweep removes
+        meta = (existing or {}).get("metadata") or {}
+        ours = existing is None or labels.is_managed(meta.get("labels"), run_id)
+        if ours:  # new, or made by this very run (another pytest-xdist worker applied it first)
             body = client.with_labels(obj, {**labels.run_labels(run_id), APPLIED_LABEL: "true"},
                                       labels.created_annotation())
         else:
-            body = obj  # someone else's object: updated as asked, never labelled ours (never deleted by us)
+            # someone else's object: updated as asked, never labelled ours (never deleted by us); the ownership
+            # labels of another run of the plugin stay as they are (that run deletes it, or the sweep does)
+            kept = {k: v for k, v in (meta.get("labels") or {}).items()
+                    if k in (labels.MANAGED_BY, labels.RUN_ID, APPLIED_LABEL)}
+            notes = {k: v for k, v in (meta.get("annotations") or {}).items() if k == labels.CREATED_AT}
+            body = client.with_labels(obj, kept, notes) if kept else obj
         if res.namespaced:
             body = {**body, "metadata": {**body["metadata"], "namespace": ref.namespace}}
         try:
@@ -84,13 +93,21 @@ def apply_paths(api, paths: list[Path], run_id: str, *, timeout: float | None = 
         except errors.APIError as e:
             raise errors.ConfigError(f"--kready-apply: {m.source}: {ref} was refused ({e.status} "
                                      f"{e.reason or ''}: {_one_line(e)})".replace(" :", ":")) from None
-        (done.created if existing is None else done.updated).append(ref)
+        (done.created if ours else done.updated).append(ref)
         if ref.kind == "CustomResourceDefinition":
             crds.append(ref.name)
     if crds and not waited_crds:
         _wait_crds(api, crds, deadline)
     settle(api, done.all, deadline)
     return done
+
+
+def _wait_deleted(api, res, ref: Ref, deadline: float) -> None:
+    while _get(api, res, ref) is not None:
+        if time.monotonic() >= deadline:
+            raise errors.ProviderError(f"--kready-apply: {ref} is being deleted and was not gone within the deadline")
+        time.sleep(POLL_INTERVAL)
+    return None
 
 
 def _get(api, res, ref: Ref) -> dict | None:

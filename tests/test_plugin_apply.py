@@ -88,3 +88,123 @@ def test_the_option_takes_a_directory(pytester, tmp_path):
                                  "--collect-only", "-q", "-p", "no:cacheprovider")
     assert missing.ret == 4 and "--kready-apply=" in missing.stderr.str() and "no such file or directory" in \
         missing.stderr.str()
+
+
+# --- applying: what is labelled ours, what is waited for (an in-memory API) ------------------------------------
+
+from pytest_kready import applying, labels  # noqa: E402
+from pytest_kready.client import Resource  # noqa: E402
+
+KINDS = {"Namespace": ("v1", "namespaces", False), "ConfigMap": ("v1", "configmaps", True),
+         "Service": ("v1", "services", True), "Deployment": ("apps/v1", "deployments", True),
+         "NetworkPolicy": ("networking.k8s.io/v1", "networkpolicies", True),
+         "CustomResourceDefinition": ("apiextensions.k8s.io/v1", "customresourcedefinitions", False),
+         "Widget": ("example.com/v1", "widgets", True)}
+
+
+class MemoryApi:
+    """Enough of KreadyApiClient for applying: discovery, GET, server-side apply (PATCH); a namespace's default
+    ServiceAccount and a Deployment's status appear as the test says."""
+
+    def __init__(self):
+        self.objects: dict[str, dict] = {}
+        self.patches: list[str] = []
+        self.served_groups = {"v1", "apps/v1", "networking.k8s.io/v1", "apiextensions.k8s.io/v1"}
+        self.deployment_status = {"availableReplicas": 1, "updatedReplicas": 1, "replicas": 1,
+                                  "observedGeneration": 1, "conditions": [{"type": "Available", "status": "True"}]}
+
+    def forget_discovery(self):
+        pass
+
+    def resource(self, api_version, kind):
+        version, plural, namespaced = KINDS[kind]
+        if api_version not in self.served_groups:
+            raise errors.APINotFound(f"{api_version} not served", status=404)
+        return Resource(api_version, kind, plural, namespaced)
+
+    def raw(self, method, path, *, query=None, body=None, content_type=None, timeout=30):
+        if method == "PATCH":
+            self.patches.append(path)
+            obj = json_copy(body)
+            obj["metadata"].setdefault("generation", 1)
+            if obj["kind"] == "Deployment":
+                obj["status"] = dict(self.deployment_status)
+            if obj["kind"] == "CustomResourceDefinition":
+                obj["status"] = {"conditions": [{"type": "Established", "status": "True"}]}
+                self.served_groups.add(f"{obj['spec']['group']}/v1")
+            self.objects[path] = obj
+            if obj["kind"] == "Namespace":
+                self.objects[f"/api/v1/namespaces/{obj['metadata']['name']}/serviceaccounts/default"] = {}
+            return obj
+        if method == "GET":
+            if path.endswith("/pods"):
+                return {"items": []}
+            if path not in self.objects:
+                raise errors.APINotFound("not found", status=404)
+            return self.objects[path]
+        raise AssertionError((method, path))
+
+
+def json_copy(obj):
+    import json
+
+    return json.loads(json.dumps(obj))
+
+
+def test_apply_labels_only_what_it_creates_and_keeps_others_labels(tmp_path):
+    team = team_dir(tmp_path)
+    api = MemoryApi()
+    user_cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg", "namespace": "shop",
+                                                                     "labels": {"team": "shop"}}}
+    api.objects["/api/v1/namespaces/shop/configmaps/cfg"] = user_cm
+    other_run = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "shop", "labels": {
+        labels.MANAGED_BY: labels.MANAGED_BY_VALUE, labels.RUN_ID: "other-run"},
+        "annotations": {labels.CREATED_AT: "1"}}}
+    api.objects["/api/v1/namespaces/shop/services/web"] = other_run
+    same_run_ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop", "labels": {
+        labels.MANAGED_BY: labels.MANAGED_BY_VALUE, labels.RUN_ID: "run1"}}}  # another xdist worker's apply
+    api.objects["/api/v1/namespaces/shop"] = same_run_ns
+    done = applying.apply_paths(api, [team], "run1", timeout=5)
+    by_path = {p: api.objects[p]["metadata"].get("labels") or {} for p in api.patches}
+    ours = {labels.MANAGED_BY: labels.MANAGED_BY_VALUE, labels.RUN_ID: "run1", applying.APPLIED_LABEL: "true"}
+    assert by_path["/api/v1/namespaces/shop"] == ours
+    assert by_path["/apis/apps/v1/namespaces/shop/deployments/web"] == ours
+    assert by_path["/api/v1/namespaces/shop/configmaps/cfg"] == {}  # the manifest's labels only: never ours
+    assert by_path["/api/v1/namespaces/shop/services/web"] == {labels.MANAGED_BY: labels.MANAGED_BY_VALUE,
+                                                               labels.RUN_ID: "other-run"}
+    assert {str(r) for r in done.updated} == {"ConfigMap shop/cfg", "Service shop/web"}
+    assert "Namespace shop" in {str(r) for r in done.created}
+    # CRD before the custom resource, the custom resource last
+    assert api.patches.index("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.example.com") < \
+        api.patches.index("/apis/example.com/v1/namespaces/shop/widgets/w") == len(api.patches) - 1
+
+
+def test_a_deployment_past_its_progress_deadline_stops_at_once_naming_it(tmp_path):
+    team = team_dir(tmp_path)
+    api = MemoryApi()
+    api.deployment_status = {"availableReplicas": 0, "updatedReplicas": 1, "replicas": 1, "observedGeneration": 1,
+                             "conditions": [{"type": "Progressing", "status": "False",
+                                             "reason": "ProgressDeadlineExceeded",
+                                             "message": 'ReplicaSet "web-1" has timed out progressing.'}]}
+    with pytest.raises(errors.ProviderError) as e:
+        applying.apply_paths(api, [team], "run1", timeout=60)
+    assert str(e.value) == ('--kready-apply: Deployment shop/web will not become available: 0/1 available, 1/1 '
+                            'updated; ProgressDeadlineExceeded: ReplicaSet "web-1" has timed out progressing.')
+
+
+def test_a_deployment_that_does_not_become_available_in_time_is_one_line(tmp_path, monkeypatch):
+    team = team_dir(tmp_path)
+    api = MemoryApi()
+    api.deployment_status = {"availableReplicas": 0, "updatedReplicas": 1, "replicas": 1, "observedGeneration": 1}
+    monkeypatch.setattr(applying, "POLL_INTERVAL", 0.05)
+    with pytest.raises(errors.ProviderError) as e:
+        applying.apply_paths(api, [team], "run1", timeout=0.3)
+    assert str(e.value) == ("--kready-apply: Deployment shop/web did not become available within the deadline: "
+                            "0/1 available, 1/1 updated")
+
+
+def test_a_kind_the_cluster_does_not_serve_is_one_line(tmp_path):
+    d = tmp_path / "d"
+    write(d / "w.yaml", "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w, namespace: shop}\n")
+    with pytest.raises(errors.ConfigError, match=r"w\.yaml: the cluster does not serve Widget in example\.com/v1"):
+        applying.apply_paths(MemoryApi(), [d], "run1", timeout=5)
