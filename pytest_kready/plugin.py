@@ -21,6 +21,7 @@ MARKERS = (
     "kready_needs_permission(verb, resource, group='', namespace=None, subresource=None): a permission the check "
     "needs (SelfSubjectAccessReview); not-applicable naming it otherwise",
     "kready_check(id): the check id findings and reports carry",
+    "kready_upgrade: a check of the upgrade suite; collected only with --kready-upgrade-to (deselected otherwise)",
 )
 CAPABILITY_NAMES = ("ephemeral", "control-plane-exec", "etcd", "etcd-restore", "audit-log")
 
@@ -113,6 +114,7 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if not _stash_has(config):
         return
+    _deselect_upgrade(config, items)
     for item in items:
         for marker in item.iter_markers("kready_mode"):
             if len(marker.args) != 1 or marker.args[0] not in MODES:
@@ -122,6 +124,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             if unknown or not marker.args:
                 raise pytest.UsageError(f"{item.nodeid}: kready_needs takes capabilities among "
                                         f"{', '.join(CAPABILITY_NAMES)}")
+
+
+def _deselect_upgrade(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Without --kready-upgrade-to the upgrade suite is not run: its items are deselected."""
+    from .session import session_of
+
+    if session_of(config).settings.upgrade_to is not None:
+        return
+    dropped = [item for item in items if item.get_closest_marker("kready_upgrade") is not None]
+    if dropped:
+        items[:] = [item for item in items if item.get_closest_marker("kready_upgrade") is None]
+        config.hook.pytest_deselected(items=dropped)
 
 
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:

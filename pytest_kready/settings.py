@@ -86,6 +86,8 @@ OPTIONS: tuple[Opt, ...] = (
     Opt("allow-etcd-restore", "let etcd.snapshot-restore roll etcd back on a kind/local cluster this run did not "
         "make but attached to (e.g. started with kready-local up); clusters the run makes need no permission",
         flag=True),
+    Opt("upgrade-to", "the Kubernetes minor version you are about to upgrade to, e.g. 1.37: runs the upgrade suite "
+        "(upgrade.*) against it; without it the upgrade suite is not run", "MINOR"),
 )
 OPTIONS_BY_NAME = {o.name: o for o in OPTIONS}
 
@@ -117,6 +119,7 @@ class Settings:
     storage_classes: tuple[str, ...] = ()
     allowed_registries: tuple[str, ...] | None = None  # None: no allow-list given
     allow_etcd_restore: bool = False  # the etcd restore drill on an attached (not ephemeral) cluster
+    upgrade_to: str | None = None  # "1.37": the minor version the upgrade suite judges against; None: not run
     run_id: str = dataclasses.field(default_factory=labels.new_run_id)
     sources: dict[str, str] = dataclasses.field(default_factory=dict, compare=False)
 
@@ -163,6 +166,7 @@ class Settings:
         storage_classes = _storage_classes(get("storage-classes"))
         allowed_registries = _allowed_registries(get("allowed-registries"))
         allow_etcd_restore = _parse_bool("kready_allow_etcd_restore", get("allow-etcd-restore"))
+        upgrade_to = _upgrade_to(get("upgrade-to"))
 
         # an existing cluster only when named
         if kubeconfig is not None or context is not None:
@@ -203,7 +207,7 @@ class Settings:
             json_path=json_path, image=image, local_bin_dir=local_bin_dir, sweep_grace=sweep_grace,
             run_id=run_id or labels.new_run_id(), sources=sources,
             rollout_target=rollout_target, rollout_path=rollout_path, storage_classes=storage_classes,
-            allowed_registries=allowed_registries, allow_etcd_restore=allow_etcd_restore,
+            allowed_registries=allowed_registries, allow_etcd_restore=allow_etcd_restore, upgrade_to=upgrade_to,
         )
 
 
@@ -323,3 +327,14 @@ def _allowed_registries(value: Any) -> tuple[str, ...] | None:
         if not re.fullmatch(r"[A-Za-z0-9]([-A-Za-z0-9._]*[A-Za-z0-9])?(:\d+)?(/[a-z0-9]([-a-z0-9._/]*[a-z0-9])?)?", n):
             raise _usage(f"--kready-allowed-registries: {n!r} is not a registry host or registry/path prefix")
     return names
+
+
+def _upgrade_to(value: Any) -> str | None:
+    """``1.37`` or ``v1.37`` → ``"1.37"``: a Kubernetes minor version (not a patch version)."""
+    if value in (None, ""):
+        return None
+    m = re.fullmatch(r"v?(1)\.(\d{1,3})", str(value).strip())
+    if not m:
+        raise _usage(f"--kready-upgrade-to={value}: give the Kubernetes minor version you upgrade to, e.g. 1.37 "
+                     "(not a patch version)")
+    return f"{m.group(1)}.{int(m.group(2))}"
