@@ -6,7 +6,8 @@ archives of a Kubernetes server tarball (kubernetes/server/bin/<component>.tar) 
 knows only the Docker archive format (manifest.json with RepoTags), and compares those tags as plain strings
 with the image names it needs. So every name here is written fully qualified (registry.k8s.io/...,
 docker.io/kindest/...), exactly as kubeadm and kind spell them. The same archive loads with `docker load` and
-`ctr images import` (gzip layers are accepted by both).
+`ctr images import` (gzip layers are accepted by both). A legacy `repositories` file comes first and names
+every image: kind's parser reads only the first image's names from manifest.json, but all from `repositories`.
 
     docker_archive.py -o kube-proxy.tar IN.tar[=NAME[,NAME...]] ...
 
@@ -19,6 +20,7 @@ import argparse
 import hashlib
 import io
 import json
+import os
 import sys
 import tarfile
 
@@ -88,10 +90,17 @@ def main(argv: list[str]) -> int:
     tmp = a.output + ".tmp"
     with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as out:
         done: set[str] = set()
+        # the legacy `repositories` file first: kind reads whichever of it and manifest.json comes first, and
+        # takes every name from `repositories` but only the first image's names from manifest.json
+        repos: dict[str, dict[str, str]] = {}
+        for e in entries:
+            for n in e["RepoTags"]:
+                repo, tag = n.rsplit(":", 1)
+                repos.setdefault(repo, {})[tag] = e["Config"][: -len(".json")]
+        add(out, "repositories", json.dumps(repos, sort_keys=True).encode(), done)
         add(out, "manifest.json", json.dumps(entries, sort_keys=True).encode(), done)
         for name in sorted(files):
             add(out, name, files[name], done)
-    import os
     os.replace(tmp, a.output)
     for e in entries:
         print(" ".join(e["RepoTags"]))
