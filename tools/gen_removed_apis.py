@@ -131,7 +131,8 @@ def gomodcache() -> Path:
     if env:
         return Path(env)
     try:
-        out = subprocess.run(["go", "env", "GOMODCACHE"], capture_output=True, text=True, timeout=60).stdout.strip()
+        out = subprocess.run(["go", "env", "GOMODCACHE"], capture_output=True, text=True, timeout=60,
+                             check=False).stdout.strip()
     except (OSError, subprocess.TimeoutExpired):
         out = ""
     return Path(out) if out else Path.home() / "go" / "pkg" / "mod"

@@ -56,13 +56,13 @@ import re
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
 from .. import client, errors, labels
 from ..findings import CheckResult, Verdict
-from ..kube import list_items, pod_spec, container, selector_matches
+from ..kube import container, list_items, pod_spec, selector_matches
 from ..waits import WaitTimeout, wait_for
 
 REMOVED_APIS_CHECK = "upgrade.removed-apis"
@@ -112,13 +112,13 @@ def show_minor(minor: tuple[int, int]) -> str:
     return f"{minor[0]}.{minor[1]}"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def removed_api_table() -> tuple[dict, ...]:
     """The shipped table of removed API versions (``data/removed-apis.yaml``, tools/gen_removed_apis.py)."""
     return tuple(yaml.safe_load((DATA_DIR / "removed-apis.yaml").read_text())["apis"])
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def release_table() -> dict:
     """The shipped release table and skew policy (``data/release-table.yaml``)."""
     return yaml.safe_load((DATA_DIR / "release-table.yaml").read_text())
@@ -234,8 +234,17 @@ def make_control_crd(cluster, prefix: str, *, storage: str = "v1", timeout: floa
     created = cluster.create(obj)
     ref = cluster.track(Ref("apiextensions.k8s.io/v1", "CustomResourceDefinition", created["metadata"]["name"]))
     path = f"{CRD_PATH}/{ref.name}"
-    crd = wait_for(lambda: (lambda c: c if _established(c) else None)(api.raw("GET", path)), timeout=timeout,
-                   interval=0.3, max_interval=2, what=f"CustomResourceDefinition {ref.name} established")
+
+    def established() -> dict | None:
+        crd = api.raw("GET", path)
+        return crd if _established(crd) else None
+
+    try:
+        crd = wait_for(established, timeout=timeout, interval=0.3, max_interval=2,
+                       what=f"CustomResourceDefinition {ref.name} established")
+    except WaitTimeout:
+        cluster.release([ref], failed=False)
+        raise
     return crd, ref
 
 
@@ -337,9 +346,10 @@ def removed_apis(cluster, target: str, *, metrics_wait: float = 20) -> CheckResu
         return CheckResult(Verdict.INCONCLUSIVE, f"the API server exposes no {DEPRECATED_METRIC} metric, so what "
                            "clients requested cannot be told", **common)
     crds = _crds(api, evidence)
-    control = _removed_apis_control(cluster, api, before.body, crds, metrics_wait)
-    evidence["control"] = control.pop("evidence")
+    control: dict[str, Any] = {}
     try:
+        control = _removed_apis_control(cluster, api, before.body, metrics_wait)
+        evidence["control"] = control.pop("evidence")
         text = control.pop("text", None) or read_metrics(api).body
         crds = _crds(api, evidence) if control.get("ref") else crds
         series = deprecated_series(text)
@@ -400,7 +410,7 @@ def _crds(api, evidence: dict) -> dict | None:
         return None
 
 
-def _removed_apis_control(cluster, api, before_text: str, crds, wait: float) -> dict:
+def _removed_apis_control(cluster, api, before_text: str, wait: float) -> dict:
     """A request of this run that the gauge must count: a deprecated CRD version (standard mode) or ``v1
     endpoints`` when nobody requested it yet (readonly)."""
     before = {series_key(s) for s in deprecated_series(before_text)}
@@ -427,17 +437,26 @@ def _removed_apis_control(cluster, api, before_text: str, crds, wait: float) -> 
                      "counted" if cluster.mode == READONLY else
                      "no permission to create a CRD, and v1 endpoints was already counted")
         return out
-    resp = wait_for(lambda: (lambda r: r if r.status != 404 else None)(
-        client.send(api, "GET", path, query={"limit": 1})), timeout=30, interval=0.5, max_interval=2,
-        what=f"GET {path} served")
+    def served() -> client.Response | None:  # a new CRD version is served a moment after it is established
+        resp = client.send(api, "GET", path, query={"limit": 1})
+        return resp if resp.status != 404 else None
+
+    def counted() -> str | None:
+        text = read_metrics(api).body
+        return text if key in {series_key(s) for s in deprecated_series(text)} else None
+
+    try:
+        resp = wait_for(served, timeout=30, interval=0.5, max_interval=2, what=f"GET {path} served")
+    except WaitTimeout as e:
+        ev["why"] = f"the control request was never served: {e}"
+        return out
     ev["response"] = resp.summary()
     if not resp.ok:
         ev["why"] = f"the control request answered HTTP {resp.status}"
         return out
     try:
-        text = wait_for(lambda: (lambda t: t if key in {series_key(s) for s in deprecated_series(t)} else None)(
-            read_metrics(api).body), timeout=wait, interval=0.5, max_interval=2,
-            what=f"{DEPRECATED_METRIC} counting {api_name(*key)}")
+        text = wait_for(counted, timeout=wait, interval=0.5, max_interval=2,
+                        what=f"{DEPRECATED_METRIC} counting {api_name(*key)}")
     except WaitTimeout:
         ev["why"] = f"the API server did not count this run's request to {api_name(*key)} within {wait:g} s"
         ev["counted"] = False
@@ -591,7 +610,7 @@ def _node_schedulable(node: dict) -> bool:
 class _Workloads:
     """Top-level owners of pods (Deployment via ReplicaSet, StatefulSet, ...), read once per namespace/name."""
 
-    PATHS = {"ReplicaSet": "/apis/apps/v1/namespaces/{ns}/replicasets/{name}",
+    PATHS: ClassVar[dict[str, str]] = {"ReplicaSet": "/apis/apps/v1/namespaces/{ns}/replicasets/{name}",
              "Deployment": "/apis/apps/v1/namespaces/{ns}/deployments/{name}",
              "StatefulSet": "/apis/apps/v1/namespaces/{ns}/statefulsets/{name}",
              "ReplicationController": "/api/v1/namespaces/{ns}/replicationcontrollers/{name}"}
@@ -740,9 +759,9 @@ def drain(api, evict_api, namespaces: set[str] | None, *, exclude: Callable[[str
                 Verdict.INCONCLUSIVE, f"node {name}: {len(unsure)} dry-run eviction(s) answered neither accepted nor "
                 f"refused by a budget (e.g. {unsure[0]['pod']}: HTTP {unsure[0]['status']})" + down_note, **common))
         else:
-            results.append(CheckResult(
-                Verdict.PASS, f"node {name}: every one of the {len(evicted)} pod(s) a drain evicts is accepted by "
-                "the Eviction API (dry run)" + down_note, severity="high", **common))
+            what = (f"every one of the {len(evicted)} pod(s) a drain evicts is accepted by the Eviction API (dry run)"
+                    if evicted else "no pod a drain would evict" + (" in the target namespaces" if namespaces else ""))
+            results.append(CheckResult(Verdict.PASS, f"node {name}: {what}{down_note}", severity="high", **common))
     return results
 
 
@@ -823,9 +842,7 @@ def labels_matching(selector: dict | None) -> dict[str, str] | None:
             out.setdefault(key, values[0])
         elif op == "Exists":
             out.setdefault(key, "kready")
-        elif op == "NotIn" and out.get(key) in values:
-            return None
-        elif op == "DoesNotExist" and key in out:
+        elif op == "NotIn" and out.get(key) in values or op == "DoesNotExist" and key in out:
             return None
     return out if selector_matches(selector or {}, out) else None
 
@@ -877,16 +894,18 @@ def classify_call(message: str, hook_name: str, elapsed: float, timeout: float) 
     text = message or ""
     if f'failed calling webhook "{hook_name}"' not in text and f'failed to call webhook "{hook_name}"' not in text:
         return None
-    low = text.lower()
+    low = re.sub(r"\?timeout=\d+s", "", text.lower())  # the call's own URL names its timeout
     if "no endpoints available" in low:
         return "no ready endpoints behind its Service"
-    if "not found" in low and "service" in low:
+    if re.search(r'service "[^"]*" not found', low):
         return "its Service does not exist"
-    if "deadline exceeded" in low or "timeout" in low or "timed out" in low or elapsed >= timeout * 0.9:
+    if any(w in low for w in ("deadline exceeded", "client.timeout", "i/o timeout", "timed out")) \
+            or elapsed >= timeout * 0.9:
         return f"timed out (timeoutSeconds {timeout:g})"
-    if "connection refused" in low:
-        return "connection refused"
-    if "x509" in low or "certificate" in low or "tls" in low:
+    for words in ("connection refused", "no route to host", "network is unreachable", "connection reset"):
+        if words in low:
+            return f"unreachable ({words})"
+    if "x509" in low or "certificate" in low or "tls:" in low:
         return "TLS/certificate error"
     return "error calling it"
 
