@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import client, errors, labels
+from . import client, errors, findings, labels
 from .cleanup import Ref
 
 SETTLE_TIMEOUT = 300.0  # seconds for everything applied to settle
@@ -56,6 +56,8 @@ def apply_paths(api, paths: list[Path], run_id: str, *, timeout: float | None = 
     manifest the server refuses, ``ProviderError`` (one line) for something that does not settle in time.
     ``into`` (if given) records progress as it goes, so a caller can undo a half-done apply."""
     manifests = client.sort_for_apply([m for p in paths for m in client.load_manifest_sources(Path(p))])
+    for m in manifests:
+        findings.harvest(m.obj)  # the team's Secrets and credential env/header values: blanked in every output
     deadline = time.monotonic() + (SETTLE_TIMEOUT if timeout is None else timeout)
     done = into if into is not None else Applied()
     crds: list[str] = []

@@ -117,6 +117,8 @@ class MemoryApi:
         pass
 
     def resource(self, api_version, kind):
+        if kind not in KINDS:
+            raise errors.APINotFound(f"the server does not serve kind {kind}", status=404)
         version, plural, namespaced = KINDS[kind]
         if api_version not in self.served_groups:
             raise errors.APINotFound(f"{api_version} not served", status=404)
@@ -208,3 +210,16 @@ def test_a_kind_the_cluster_does_not_serve_is_one_line(tmp_path):
     write(d / "w.yaml", "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w, namespace: shop}\n")
     with pytest.raises(errors.ConfigError, match=r"w\.yaml: the cluster does not serve Widget in example\.com/v1"):
         applying.apply_paths(MemoryApi(), [d], "run1", timeout=5)
+
+
+def test_secrets_in_the_applied_manifests_are_known_secrets(tmp_path):
+    from pytest_kready.findings import forget_secrets, redact_text
+
+    forget_secrets()
+    d = tmp_path / "d"
+    write(d / "s.yaml", "apiVersion: v1\nkind: Secret\nmetadata: {name: s, namespace: shop}\n"
+          "stringData: {password: Sup3r-S3cret-99}\n")
+    with pytest.raises(errors.ConfigError):  # MemoryApi does not know Secrets: what matters is what was learnt
+        applying.apply_paths(MemoryApi(), [d], "run1", timeout=5)
+    assert redact_text("the password is Sup3r-S3cret-99") == "the password is <redacted>"
+    forget_secrets()
