@@ -171,7 +171,11 @@ class _Known:
     def pattern(self) -> re.Pattern | None:
         with self.lock:
             if self._pattern is None and self.values:
-                self._pattern = _literal_trie(self.values)
+                try:
+                    self._pattern = _literal_trie(self.values)
+                except (RecursionError, re.error, OverflowError):  # never let redaction crash the reporter
+                    self._pattern = re.compile("|".join(re.escape(v) for v in sorted(self.values, key=len,
+                                                                                      reverse=True)))
             return self._pattern
 
     def clear(self) -> None:
