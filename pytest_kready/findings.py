@@ -606,7 +606,12 @@ class FindingsReporter:
             self._decide(item, call, report)
         elif report.when == "teardown" and report.failed and is_check(item) and call.excinfo is not None:
             self._teardown_crash(item, call, report)
-        scrub_report(report, item.stash.get(SECRETS_KEY, set()))
+        try:
+            scrub_report(report, item.stash.get(SECRETS_KEY, set()))
+        except Exception as e:  # noqa: BLE001 - never an INTERNALERROR, and never an unredacted report
+            report.longrepr = f"(the failure text was withheld: redacting it failed with {type(e).__name__})" \
+                if report.longrepr is not None and not isinstance(report.longrepr, tuple) else report.longrepr
+            report.sections = []
         return report
 
     @staticmethod
