@@ -239,6 +239,7 @@ def test_a_live_runs_cluster_or_one_being_started_is_refused_untouched():
     assert f"belongs to the pytest run other (pid {os.getpid()}), which is still running" in str(e.value)
     assert "KREADY_LOCAL_SLOT" in str(e.value) and "\n" not in str(e.value)
     p.destroy()  # the session still calls it: nothing of the other run's cluster is touched
+    p.describe_kept()  # nor marked kept (--kready-keep)
     assert fake.calls == []
     starting = Ownership.this_process(ownership.MANUAL, "local", "kready7")
     q = provider()

@@ -159,7 +159,8 @@ class LocalProvider:
 
     def describe_kept(self) -> str:
         """The cluster this run started stays (--kready-keep): it becomes the user's, and later runs attach to it."""
-        self.cluster.mark_kept()
+        if self._started and not self.attached:  # never another's record (create() may have refused the slot)
+            self.cluster.mark_kept()
         slot = self.cluster.layout.slot
         return (f"local cluster {self.cluster.layout.name} kept (kubeconfig {self.cluster.kubeconfig}); stop it "
                 f"with: kready-local down --slot {slot}")
