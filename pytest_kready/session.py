@@ -261,6 +261,7 @@ class KreadySession:
         self.provider = provider = select_provider(s)
         self.meta["provider"] = provider.name
         access = provider.create()
+        self.messages.extend(getattr(provider, "notes", ()))  # e.g. a killed run's cluster torn down first
         probe = client.new_api_client(access, mode=s.mode, retry_deadline=10, retry_attempts=3)
         version = preflight.check_reachable(probe)
         self.meta["server_version"] = version
