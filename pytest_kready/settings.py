@@ -63,7 +63,8 @@ OPTIONS: tuple[Opt, ...] = (
     Opt("profile", "reference profile of an ephemeral cluster: baseline | hardened (default baseline)", "NAME"),
     Opt("cluster-config", "your own kind cluster config (kind provider) instead of the shipped profile's",
         "PATH"),
-    Opt("apply", "manifest applied to an ephemeral cluster before the suites (repeatable)", "PATH",
+    Opt("apply", "manifest file or directory applied before the suites to a kind/local cluster this run made or "
+        "that you started (repeatable)", "PATH",
         multiple=True),
     Opt("namespaces", "comma list of namespaces to check (default: every non-system namespace plus one fresh "
         "namespace showing the cluster defaults)", "NS,NS"),
