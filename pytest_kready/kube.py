@@ -11,6 +11,7 @@ from typing import Any
 
 from . import client as kclient
 from . import errors, labels
+from .selectors import selector_matches  # noqa: F401 - the checks' one selector implementation
 from .waits import wait_for
 
 # Pods made by these checks pass Pod Security "restricted", so they run in namespaces that enforce it.
@@ -138,27 +139,6 @@ def list_items(api, path: str, **query: Any) -> list[dict]:
 
 
 # --- label selectors -------------------------------------------------------------------------------------
-
-
-def selector_matches(selector: dict | None, obj_labels: dict | None) -> bool:
-    """A LabelSelector (matchLabels + matchExpressions) against labels. None selects nothing, {} everything."""
-    if selector is None:
-        return False
-    obj_labels = obj_labels or {}
-    for k, v in (selector.get("matchLabels") or {}).items():
-        if obj_labels.get(k) != v:
-            return False
-    for expr in selector.get("matchExpressions") or []:
-        key, op, values = expr.get("key"), expr.get("operator"), expr.get("values") or []
-        if op == "In" and obj_labels.get(key) not in values:
-            return False
-        if op == "NotIn" and key in obj_labels and obj_labels[key] in values:
-            return False
-        if op == "Exists" and key not in obj_labels:
-            return False
-        if op == "DoesNotExist" and key in obj_labels:
-            return False
-    return True
 
 
 def service_selects(service: dict, pod_labels: dict | None) -> bool:

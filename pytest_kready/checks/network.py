@@ -47,7 +47,7 @@ from typing import Any
 
 from .. import errors, labels
 from ..findings import CheckResult, Verdict
-from ..reachability.engine import Engine, Result, Source, pod_ready, pod_state
+from ..reachability.engine import Engine, Result, Source, pod_state, probe_ready
 from ..reachability.model import POD_LABEL, ROLE_LABEL, Target, pod_manifest
 from ..reachability.probe import ExecError
 from ..reachability.sampling import Alive
@@ -115,7 +115,7 @@ def _containers(pod: dict) -> list[dict]:
 
 def ready_proof(pod: dict, port: int) -> str | None:
     """Why ``pod`` is shown alive on TCP ``port``: Ready through a readiness probe on that very port; or None."""
-    if not pod_ready(pod):
+    if not probe_ready(pod):
         return None
     for c in _containers(pod):
         kind = readiness_ports(c).get(port)
@@ -203,7 +203,7 @@ def still_alive(stamp: tuple[str, str, int, bool], pod: dict | None) -> str | No
         return f"pod {name} was replaced or deleted during the sample"
     if restarts(pod) != count:
         return f"pod {name} restarted during the sample"
-    if needs_ready and not pod_ready(pod):
+    if needs_ready and not probe_ready(pod):
         return f"pod {name} stopped being Ready during the sample ({pod_state(pod)})"
     return None
 
@@ -375,14 +375,14 @@ class NetworkAudit:
                 except errors.APINotFound:
                     pass
             ours = {self.namespaces[FRESH], self.namespaces[CANARY]}
-            broken = [(ns, n) for ns, n in want if not pod_ready(pods.get((ns, n)))]
+            broken = [(ns, n) for ns, n in want if not probe_ready(pods.get((ns, n)))]
             if any(ns in ours for ns, _ in broken):
                 raise
             for ns, n in broken:
                 self.placements[ns].error = (f"the probe pod in {ns} did not become ready: "
                                              f"{pod_state(pods.get((ns, n)))}")
                 self.placements[ns].pod = None
-            return {k: v for k, v in pods.items() if pod_ready(v)}
+            return {k: v for k, v in pods.items() if probe_ready(v)}
 
     def _outside_target(self, listener: tuple[str, int] | None, fresh_pod: dict) -> Target | None:
         if listener is not None:

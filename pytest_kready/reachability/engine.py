@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from .. import errors
-from ..kube import wait_default_serviceaccount
+from ..kube import pod_ready, wait_default_serviceaccount
 from ..labels import created_annotation
 from ..settings import DEFAULT_IMAGE
 from ..waits import wait_for
@@ -216,12 +217,14 @@ class Engine:
     ``exec_client_factory`` makes a private ApiClient for each concurrent exec (see ``probe.Executor``);
     ``labels`` are stamped on everything the engine creates (the run's ownership labels); ``timeout`` is each
     probe's; ``max_parallel_execs`` bounds the source pods probing at once, ``tcp_parallel`` / ``agnhost_parallel``
-    the probes at once inside one pod (nc is cheap; every agnhost probe is a Go process start)."""
+    the probes at once inside one pod (nc is cheap; every agnhost probe is a Go process start). With
+    ``keep_sessions`` (the default) a probe session stays open after an observation and serves the next observation
+    of the same pod with the same probes (no exec setup); ``close()`` ends them."""
 
     def __init__(self, api, *, exec_client_factory: Callable[[], object], image: str = DEFAULT_IMAGE,
                  labels: Mapping[str, str] | None = None, timeout: float = DEFAULT_TIMEOUT,
                  max_parallel_execs: int = 16, tcp_parallel: int = TCP_PARALLEL,
-                 agnhost_parallel: int = AGNHOST_PARALLEL):
+                 agnhost_parallel: int = AGNHOST_PARALLEL, keep_sessions: bool = True):
         self.api = api
         self.image = image
         self.labels = dict(labels or {})
@@ -229,8 +232,16 @@ class Engine:
         self.max_parallel_execs = max_parallel_execs
         self.parallel = {"tcp_parallel": tcp_parallel, "agnhost_parallel": agnhost_parallel}
         self.executor = Executor(exec_client_factory, max_clients=max_parallel_execs)
+        self.keep_sessions = keep_sessions
+        self._sessions: dict[tuple, list[ProbeSession]] = {}
+        self._sessions_lock = threading.Lock()
 
     def close(self) -> None:
+        with self._sessions_lock:
+            idle, self._sessions = self._sessions, {}
+        for sessions in idle.values():
+            for session in sessions:
+                session.close()
         self.executor.close()
 
     # --- objects ---------------------------------------------------------------------------------------
@@ -283,11 +294,11 @@ class Engine:
                 for pod in listing.get("items") or []:
                     if pod["metadata"]["name"] in names:
                         seen[(ns, pod["metadata"]["name"])] = pod
-            return all(pod_ready(seen.get((ns, n))) for ns, names in wanted.items() for n in names)
+            return all(probe_ready(seen.get((ns, n))) for ns, names in wanted.items() for n in names)
 
         def describe(_):
             return "; ".join(f"{ns}/{n}: {pod_state(seen.get((ns, n)))}" for ns, names in wanted.items()
-                             for n in sorted(names) if not pod_ready(seen.get((ns, n))))
+                             for n in sorted(names) if not probe_ready(seen.get((ns, n))))
 
         wait_for(ready, timeout=timeout, interval=0.3, max_interval=2, what="probe pods ready", describe=describe)
         return seen
@@ -348,17 +359,37 @@ class Engine:
         for row, col in controls:
             plan.setdefault(row, []).append(col)
         by_key = {s.key: s for s in list(sources) + list(control_sources)}
-        sessions = {key: ProbeSession(self.executor, by_key[key].namespace, by_key[key].pod,
-                                      [probes[c] for c in plan[key]], container=by_key[key].container,
-                                      timeout=self.timeout, **self.parallel)
+        sessions = {key: self._take_session(by_key[key], [probes[c] for c in plan[key]])
                     for key in plan if plan[key]}
         try:
             return self._sample(shape, sessions, plan, probes, expected=expected, deadline=deadline, settle=settle,
                                 min_rounds=min_rounds, pause=pause, settle_pause=settle_pause,
                                 sources=list(sources) + list(control_sources), namespaces=namespaces, alive=alive)
         finally:
-            for session in sessions.values():
-                session.close()
+            for key, session in sessions.items():
+                self._give_back(by_key[key], session)
+
+    # --- probe sessions, kept open between observations ----------------------------------------------------
+    def _session_key(self, source: Source, probes: Sequence[Probe]) -> tuple:
+        return source.namespace, source.pod, source.container, tuple(probes)
+
+    def _take_session(self, source: Source, probes: list[Probe]) -> ProbeSession:
+        """An open session of this pod with exactly these probes, from an earlier observation (a Lab observed
+        again pays no exec setup), or a new one."""
+        key = self._session_key(source, probes)
+        with self._sessions_lock:
+            idle = self._sessions.get(key)
+            if idle:
+                return idle.pop()
+        return ProbeSession(self.executor, source.namespace, source.pod, probes, container=source.container,
+                            timeout=self.timeout, **self.parallel)
+
+    def _give_back(self, source: Source, session: ProbeSession) -> None:
+        if not self.keep_sessions:
+            session.close()
+            return
+        with self._sessions_lock:
+            self._sessions.setdefault(self._session_key(source, session.probes), []).append(session)
 
     def _sample(self, shape: TruthTable, sessions: dict[str, ProbeSession], plan: dict[str, list[Target]],
                 probes: dict[Target, Probe], *, expected: TruthTable | None, deadline: float, settle: float,
@@ -434,13 +465,9 @@ def _probe_for(target: Target) -> Probe:
     return Probe(target.protocol.lower(), target.host or "", target.port)
 
 
-def pod_ready(pod: dict | None) -> bool:
-    if not pod:
-        return False
-    status = pod.get("status") or {}
-    if status.get("phase") != "Running" or not status.get("podIP"):
-        return False
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
+def probe_ready(pod: dict | None) -> bool:
+    """Ready (``kube.pod_ready``: Running, Ready, not being deleted) and with an address to probe."""
+    return pod_ready(pod) and bool((pod.get("status") or {}).get("podIP"))
 
 
 def pod_state(pod: dict | None) -> str:
