@@ -215,6 +215,12 @@ def test_removed_by_the_target_fails_and_what_it_keeps_does_not():
     assert [p["api"] for p in problems] == ["widgets.example.com/v1beta1 widgets"]
 
 
+def test_custom_resource_versions_cannot_be_judged_without_the_crds():
+    _, kept = up.judge_requested(_keys(), None, (1, 37))
+    assert {p["api"] for p in kept if p["why"] == up.UNJUDGED} == {"widgets.example.com/v1beta1 widgets",
+                                                                   "gone.example.com/v1alpha1 things"}
+
+
 def test_a_series_without_removed_release_is_looked_up_in_the_table():
     keys = {("flowcontrol.apiserver.k8s.io", "v1beta3", "flowschemas", ""): {"removed_release": ""}}
     problems, _ = up.judge_requested(keys, {}, (1, 37))
@@ -526,7 +532,46 @@ def test_recorded_nodes_within_the_policy_pass():
                  kcm="v1.36.2", sched="v1.36.2", proxy={"n1": "v1.36.2"})
     verdict, summary, ev = up.judge_skew("1.37", seen, today=TODAY)
     assert verdict is Verdict.PASS, summary
+    assert ev["problems"] == [] and ev["current"] == "1.36"
     assert "1.36 → 1.37 is within the version-skew policy" in summary and "2027-10-28" in summary
+
+
+class FakeVersionApi:
+    """/version, Node objects, kube-system pods and the API server identity Leases, as recorded."""
+
+    def __init__(self, nodes, pods=(), server="v1.36.2"):
+        self.nodes, self.pods, self.server = list(nodes), list(pods), server
+
+    def raw(self, method, path, *, query=None, **kw):
+        assert method == "GET", (method, path)
+        return {"/version": {"gitVersion": self.server}, "/api/v1/nodes": {"items": self.nodes},
+                "/api/v1/namespaces/kube-system/pods": {"items": self.pods},
+                "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases": {"items": [{}]}}[path]
+
+
+def _system_pod(component, version, node="cp"):
+    label = "k8s-app" if component == "kube-proxy" else "component"
+    return {"metadata": {"name": f"{component}-{node}", "labels": {label: component}},
+            "spec": {"nodeName": node, "containers": [{"image": f"registry.k8s.io/{component}:{version}"}]}}
+
+
+def test_recorded_node_objects_outside_the_policy_fail_the_check():
+    """The whole check (upgrade.version_skew) on recorded Node objects and kube-system pods: a kubelet 4 minors
+    behind the target and a kube-proxy newer than the API server fail it; the same cluster within the policy
+    passes."""
+    pods = [_system_pod("kube-controller-manager", "v1.36.2"), _system_pod("kube-scheduler", "v1.36.2"),
+            _system_pod("kube-proxy", "v1.36.2", "n1"), _system_pod("kube-proxy", "v1.37.1", "n2")]
+    nodes = [_node("n1", "v1.36.2"), _node("n2", "v1.33.4")]
+    result = up.version_skew(FakeVersionApi(nodes, pods), "1.37", today=TODAY)
+    assert result.verdict is Verdict.FAIL
+    assert "kubelet on n2 is v1.33.4: more than 3 minors older than 1.37" in result.summary
+    assert "kube-proxy on n2 is v1.37.1, newer than the API server (1.36)" in result.summary
+    assert result.evidence["seen"]["kube-controller-manager"] == [{"instance": "kube-controller-manager-cp",
+                                                                  "version": "v1.36.2"}]
+    assert result.remediation and result.references == (up.SKEW_POLICY, up.RELEASES)
+    fixed = [_node("n1", "v1.36.2"), _node("n2", "v1.34.0")]
+    pods[-1] = _system_pod("kube-proxy", "v1.34.0", "n2")
+    assert up.version_skew(FakeVersionApi(fixed, pods), "1.37", today=TODAY).verdict is Verdict.PASS
 
 
 def test_recorded_nodes_outside_the_policy_fail():
@@ -562,7 +607,7 @@ def test_support_window_from_the_release_table():
 
 def test_unreadable_versions_are_inconclusive_and_invisible_components_said():
     verdict, summary, _ = up.judge_skew("1.37", _seen(nodes=[("n1", None)]), today=TODAY)
-    assert verdict is Verdict.INCONCLUSIVE
+    assert verdict is Verdict.INCONCLUSIVE and "could not be read" in summary
     _, _, ev = up.judge_skew("1.37", _seen(), today=TODAY)
     assert "kube-proxy, kube-controller-manager, kube-scheduler" in ev["notes"][0]
 

@@ -316,13 +316,17 @@ def judge_requested(keys: dict[tuple, dict], crds: dict[tuple[str, str], dict] |
                         replacement=next((v for v, s in crd["versions"].items()
                                           if s["served"] and not s["deprecated"]), None))
             problems.append(item)
-        elif crd is None and crds is not None and group and "." in group and entry is None and not _builtin(group):
-            item["why"] = "a CustomResourceDefinition that no longer exists (stale series)"
+        elif crd is None and group and entry is None and not _builtin(group):
+            item["why"] = ("a CustomResourceDefinition that no longer exists (stale series)" if crds is not None
+                           else UNJUDGED)
             kept.append(item)
         else:
             item["why"] = "deprecated, no removal planned"
             kept.append(item)
     return problems, kept
+
+
+UNJUDGED = "a custom resource version: CustomResourceDefinitions not readable to tell whether it is deprecated"
 
 
 def _builtin(group: str) -> bool:
@@ -389,6 +393,11 @@ def removed_apis(cluster, target: str, *, metrics_wait: float = 20) -> CheckResu
                                         "server answers such requests with a Warning header). For a deprecated CRD "
                                         "version, move clients to the version its owner serves without deprecation."),
                            **common)
+    unjudged = [p["api"] for p in kept if p["why"] == UNJUDGED]
+    if unjudged:
+        return CheckResult(Verdict.INCONCLUSIVE, f"clients requested {len(unjudged)} custom resource version(s) the "
+                           f"API server calls deprecated ({', '.join(unjudged[:5])}), but this run may not read "
+                           "CustomResourceDefinitions to tell what they are", **common)
     if not control.get("counted"):
         if not series:
             return CheckResult(Verdict.INCONCLUSIVE, f"no deprecated API request was ever counted and this run could "
@@ -959,9 +968,11 @@ def webhooks(api, probe_api, *, run_id: str, image: str, namespaces: list[str] |
     base = {"webhooks": len(hooks), "fail_closed": len(closed),
             "scope": list(namespaces) if namespaces is not None else "every webhook"}
     if not closed:
-        return [CheckResult(Verdict.PASS, f"no admission webhook fails closed ({len(hooks)} webhook(s), every one "
-                            "failurePolicy Ignore" + (" or outside the target namespaces" if namespaces else "") +
-                            "): none can block writes while its backend restarts", evidence=base, references=refs,
+        why = ("no admission webhook is registered" if not hooks else
+               f"every one of the {len(hooks)} admission webhook(s) has failurePolicy Ignore"
+               + (" or sees nothing in the target namespaces" if namespaces is not None else ""))
+        return [CheckResult(Verdict.PASS, f"no admission webhook fails closed ({why}): none can block writes while "
+                            "its backend restarts", evidence=base, references=refs,
                             repro="kubectl get validatingwebhookconfigurations,mutatingwebhookconfigurations -o "
                                   "custom-columns=NAME:.metadata.name,POLICY:.webhooks[*].failurePolicy")]
     crds = {}
@@ -1011,13 +1022,15 @@ def _probe_webhook(api, probe_api, kind, cfg_name, hook, all_ns, kube_system, cr
     problem = attempt.get("problem")
     if blocked or problem:
         why = "; ".join(x for x in (blocked, problem) if x)
-        return CheckResult(Verdict.FAIL, f"{what} fails closed and {why}: writes it intercepts are refused while its "
-                           "backend is down, as during the upgrade", **common)
+        return CheckResult(Verdict.FAIL, f"{what} fails closed and {why}: every write it intercepts is refused, as "
+                           "it will be whenever its backend restarts during the upgrade", **common)
     if attempt.get("called"):
-        slow = attempt.get("elapsed_seconds", 0) > min(1.0, timeout / 2)
-        return CheckResult(Verdict.PASS, f"{what} answered a dry-run {attempt['request']} in "
-                           f"{attempt['elapsed_seconds']} s" + (" (slow: every intercepted write waits that long)"
-                                                               if slow else ""), **common)
+        calls = attempt.get("webhook_calls_counted") or 0
+        took = round(attempt["webhook_seconds_counted"] / calls, 3) if calls else attempt["elapsed_seconds"]
+        slow = took > min(1.0, timeout / 2)
+        return CheckResult(Verdict.PASS, f"{what} answered a dry-run {attempt['request']} in {took} s (the API "
+                           "server's own count of its calls)" + (" — slow: every write it intercepts waits that long"
+                                                                 if slow else ""), **common)
     return CheckResult(Verdict.INCONCLUSIVE, f"{what}: {attempt.get('why') or 'not shown to be called'}", **common)
 
 
@@ -1275,7 +1288,8 @@ def judge_skew(target: str, seen: dict, *, table: dict | None = None, today: dt.
     evidence["notes"] = notes
     evidence["problems"] = problems
     judged = f"API server {show_minor(current)}, {len(kubelets)} kubelet(s)" + "".join(
-        f", {c}" for c in ("kube-proxy", "kube-controller-manager", "kube-scheduler") if seen.get(c))
+        f", {c}" for c in ("kube-proxy", "kube-controller-manager", "kube-scheduler") if seen.get(c)) + (
+        f"; not visible here: {', '.join(not_visible)}" if not_visible else "")
     if problems:
         return Verdict.FAIL, f"upgrade to {target} is outside the version-skew policy: " + "; ".join(problems[:6]), \
             evidence
@@ -1283,9 +1297,9 @@ def judge_skew(target: str, seen: dict, *, table: dict | None = None, today: dt.
         (f"; {notes[-1]}" if window else ""), evidence
 
 
-def version_skew(api, target: str, cp=None) -> CheckResult:
+def version_skew(api, target: str, cp=None, *, today: dt.date | None = None) -> CheckResult:
     seen = component_versions(api, cp)
-    verdict, summary, evidence = judge_skew(target, seen)
+    verdict, summary, evidence = judge_skew(target, seen, today=today)
     return CheckResult(verdict, summary, evidence=evidence, severity="high", references=(SKEW_POLICY, RELEASES),
                        repro="kubectl version; kubectl get nodes -o custom-columns=NAME:.metadata.name,"
                              "KUBELET:.status.nodeInfo.kubeletVersion; kubectl -n kube-system get pods -o "

@@ -1,10 +1,14 @@
-"""The upgrade suite (``--kready-upgrade-to``, issue 13) run by the plugin against the real local cluster of slot 0
-(shared: everything made here is deleted at the end, the fail-closed webhook at once after the run):
+"""The upgrade suite (``--kready-upgrade-to``, issue 13) run by the plugin against the real local clusters of slots 0
+and 1 (shared: everything made here is deleted at the end, the fail-closed webhook at once after the run):
 
 * the reference cluster (nothing added) passes every upgrade check; the backup drill is not-applicable there (an
   attached cluster, not disruptive mode), and every positive control is seen working (this run's own request to a
   deprecated CRD version counted by the API server and judged a problem, the throw-away CRD stored in a deprecated
   version flagged);
+* a fail-closed webhook with a live backend passes (the API server counted its call), one that answers slower than
+  its timeoutSeconds fails "timed out";
+* on the hardened cluster of slot 1 (it writes an audit log), the client of a deprecated version is named by its
+  user agent;
 * on an existing cluster named by its kubeconfig (readonly, the upgrade gate's real use), each blocker fails its
   check by name: a client request to a deprecated CRD version (upgrade.removed-apis), a CRD whose storedVersions
   holds a version no longer served (upgrade.crd-stored-versions), a PodDisruptionBudget with maxUnavailable: 0
@@ -14,6 +18,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
 
@@ -21,6 +26,9 @@ import pytest
 from kubernetes import client
 
 from pytest_kready.local.bins import bin_dir as default_bin_dir
+from pytest_kready.local.pki import (
+    CA,  # imported before pytester snapshots sys.modules (cryptography's classes)
+)
 from pytest_kready.resources import suites_dir
 
 from .kube import AGNHOST, until
@@ -33,9 +41,9 @@ CHECKS = ("upgrade.removed-apis", "upgrade.crd-stored-versions", "upgrade.drain"
 REFERENCE_NAMESPACES = "default,kube-system,local-path-storage"  # what the reference cluster itself holds
 
 
-def run_upgrade(pytester, monkeypatch, *args: str) -> tuple[object, dict]:
+def run_upgrade(pytester, monkeypatch, *args: str, slot: str = "0") -> tuple[object, dict]:
     """The plugin in a subprocess with the upgrade suite only; (result, JSON report)."""
-    monkeypatch.setenv("KREADY_LOCAL_SLOT", "0")
+    monkeypatch.setenv("KREADY_LOCAL_SLOT", slot)
     monkeypatch.setenv("KREADY_LOCAL_BIN_DIR", str(default_bin_dir()))
     out = pytester.path / f"findings-{uuid.uuid4().hex[:6]}.json"
     pytester.makeini("[pytest]\n")
@@ -248,4 +256,116 @@ def test_each_upgrade_blocker_fails_its_check(pytester, monkeypatch, local_clust
     # dry runs changed nothing: both pods still there, nothing was created in the namespace
     core = client.CoreV1Api(api)
     assert len(core.list_namespaced_pod(ns, label_selector="app=guarded").items) == 2
+    assert [c.metadata.name for c in core.list_namespaced_config_map(ns).items] == ["kube-root-ca.crt"]
+
+
+# --- who requested it: the audit log (hardened profile: the API server writes one) --------------------------------
+
+
+@pytest.mark.local_profile("hardened")
+def test_the_audit_log_names_the_client_of_a_deprecated_version(pytester, monkeypatch, local_cluster, api):
+    """On the hardened cluster (slot 1: an audit log at Metadata level, read through the control plane), a client
+    with its own user agent requests a deprecated CRD version: upgrade.removed-apis fails naming that user agent."""
+    ext, custom = client.ApiextensionsV1Api(api), client.CustomObjectsApi(api)
+    group = f"a{uuid.uuid4().hex[:6]}.upgrade-test.example.com"
+    crd = _crd(group, "widgets", [{"name": "v1", "served": True, "storage": True},
+                                  {"name": "v1beta1", "served": True, "storage": False, "deprecated": True}])
+    agent = f"upgrade-itest-client/{group.split('.')[0]}"
+    ext.create_custom_resource_definition(crd)
+    try:
+        until(lambda: _established(ext, crd["metadata"]["name"]), timeout=60, what="test CRD established")
+        api.user_agent = agent
+        until(lambda: custom.list_cluster_custom_object(group, "v1beta1", "widgets") is not None, timeout=30,
+              what="a request to the deprecated widgets v1beta1")
+        result, report = run_upgrade(pytester, monkeypatch, "--kready-provider=local", "--kready-profile=hardened",
+                                     "--kready-mode=readonly", "--kready-upgrade-to=1.37", "-k", "removed_apis",
+                                     slot="1")
+    finally:
+        _ignore_missing(lambda: ext.delete_custom_resource_definition(crd["metadata"]["name"]))
+    [f] = by_check(report)["upgrade.removed-apis"]
+    print(show(f))
+    assert f["verdict"] == "fail" and f"{group}/v1beta1 widgets" in f["summary"] and agent in f["summary"]
+    problem = next(p for p in f["evidence"]["requested_removed"] if p["group"] == group)
+    assert problem["seen_in"] == ["metric", "audit log"]
+    [requests] = [c["requests"] for c in problem["clients"] if c["user_agent"] == agent]
+    assert requests >= 1  # (a first try may come before the new version is served: 404, audited too)
+    assert f["evidence"]["audit_log"].endswith("deprecated request(s) recorded")
+    result.assert_outcomes(failed=1, deselected=5)
+
+
+# --- webhooks with a live backend --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def webhook_server(local_cluster, tmp_path):
+    """agnhost's admission webhook server (TLS on 127.0.0.1 inside the cluster's network namespace, where the API
+    server runs; this local cluster's API server reaches no Service ClusterIP): yields (base URL, CA bundle)."""
+    import random
+    import subprocess
+
+    from pytest_kready.local.netns import in_netns
+
+    ca = CA(tmp_path, "ca", "kready-itest-webhook-ca")
+    pair = ca.issue("webhook", "127.0.0.1", server=True, ips=("127.0.0.1",))
+    port = random.randint(20000, 29999)
+    log = (tmp_path / "agnhost.log").open("wb")
+    proc = subprocess.Popen(in_netns(local_cluster.layout, [
+        str(local_cluster.bin / "agnhost"), "webhook", f"--tls-cert-file={pair.cert}",
+        f"--tls-private-key-file={pair.key}", f"--port={port}"]), stdout=log, stderr=subprocess.STDOUT)
+    try:
+        def listening():
+            assert proc.poll() is None, (tmp_path / "agnhost.log").read_text()
+            probe = subprocess.run(in_netns(local_cluster.layout, ["bash", "-c", f"exec 3<>/dev/tcp/127.0.0.1/{port}"]),
+                                   capture_output=True, timeout=10, check=False)
+            return probe.returncode == 0
+        until(listening, timeout=30, what=f"agnhost webhook listening on 127.0.0.1:{port} in the cluster's netns")
+        yield f"https://127.0.0.1:{port}", base64.b64encode(ca.pair.cert.read_bytes()).decode()
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+        log.close()
+
+
+def test_a_live_webhook_passes_and_a_slow_one_fails(pytester, monkeypatch, local_cluster, api, ns_factory,
+                                                    webhook_server):
+    """Two fail-closed webhooks seeing only ConfigMap creates in a throw-away namespace, served by agnhost:
+    /configmaps answers at once (pass: the API server counted the call), /always-allow-delay-5s answers after the
+    2 s timeoutSeconds given to it (fail: timed out)."""
+    core, adm = client.CoreV1Api(api), client.AdmissionregistrationV1Api(api)
+    ns, tag = ns_factory("upgrade-hook"), uuid.uuid4().hex[:6]
+    url, ca_bundle = webhook_server
+    until(lambda: core.read_namespaced_config_map("kube-root-ca.crt", ns), timeout=30, what="root CA ConfigMap")
+
+    def hook(name: str, path: str, timeout: int) -> dict:
+        return {"name": name, "failurePolicy": "Fail", "sideEffects": "None", "admissionReviewVersions": ["v1"],
+                "timeoutSeconds": timeout, "clientConfig": {"url": f"{url}{path}", "caBundle": ca_bundle},
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns}},
+                "rules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"],
+                           "resources": ["configmaps"], "scope": "Namespaced"}]}
+
+    live, slow = f"live.{tag}.upgrade-test.example.com", f"slow.{tag}.upgrade-test.example.com"
+    config = f"kready-itest-live-{tag}"
+    adm.create_validating_webhook_configuration({
+        "metadata": {"name": config, "labels": {"app.kubernetes.io/managed-by": "kready-tests"}},
+        "webhooks": [hook(live, "/configmaps", 5), hook(slow, "/always-allow-delay-5s", 2)]})
+    try:
+        result, report = run_upgrade(pytester, monkeypatch, f"--kready-kubeconfig={local_cluster.kubeconfig}",
+                                     "--kready-upgrade-to=1.37", f"--kready-namespaces={ns}", "-k", "webhooks")
+    finally:
+        _ignore_missing(lambda: adm.delete_validating_webhook_configuration(config))
+    found = {f["evidence"]["webhook"]: f for f in by_check(report)["upgrade.webhooks"]}
+    for f in found.values():
+        print(show(f))
+    assert set(found) == {live, slow}
+    assert found[live]["verdict"] == "pass", found[live]["summary"]
+    probe = found[live]["evidence"]["probe"]
+    assert probe["called"] is True and probe["webhook_calls_counted"] >= 1
+    assert probe["request"] == f"create ConfigMap in {ns}"
+    assert found[live]["evidence"]["backend"] == {"url": f"{url}/configmaps"}
+    assert found[slow]["verdict"] == "fail" and "timed out (timeoutSeconds 2)" in found[slow]["summary"]
+    result.assert_outcomes(failed=1, deselected=5)
     assert [c.metadata.name for c in core.list_namespaced_config_map(ns).items] == ["kube-root-ca.crt"]
