@@ -52,6 +52,10 @@ def kready_cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
     ks = _session(request.config)
     request.addfinalizer(lambda: ks.finish(failed=request.session.testsfailed > 0))
     try:
+        if ks.cluster is None and ks.settings.provider in (None, "kind"):
+            from .providers.pytest_kind import target
+
+            ks.pytest_kind = target(request)  # the session's pytest-kind cluster: attached to, not made again
         cluster = ks.start()
     except errors.KreadyError as e:
         _exit_for(e)

@@ -65,6 +65,9 @@ def pytest_configure(config: pytest.Config) -> None:
         settings = resolve_named_cluster(settings)  # an existing cluster's kubeconfig, read before anything runs
     except ConfigError as e:
         raise pytest.UsageError(str(e)) from None
+    from .providers.pytest_kind import fill_binaries
+
+    fill_binaries(config, settings)  # pytest-kind would download kind and kubectl: give it this machine's
     ks = KreadySession(config, settings)
     config.stash[SESSION_KEY] = ks
     ks.guard.install()

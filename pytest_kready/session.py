@@ -229,6 +229,7 @@ class KreadySession:
         self._counter = itertools.count(1)
         self._start_error: errors.KreadyError | None = None
         self.applied = None  # applying.Applied once --kready-apply ran
+        self.pytest_kind = None  # the session's pytest-kind cluster (providers.pytest_kind.target), set by kready_cluster
 
     # --- names ---------------------------------------------------------------------------------------------
     def namespace_name(self, prefix: str) -> str:
@@ -258,7 +259,7 @@ class KreadySession:
         from .providers import select_provider
 
         s = self.settings
-        self.provider = provider = select_provider(s)
+        self.provider = provider = select_provider(s, pytest_kind=self.pytest_kind)
         self.meta["provider"] = provider.name
         access = provider.create()
         self.messages.extend(getattr(provider, "notes", ()))  # e.g. a killed run's cluster torn down first
