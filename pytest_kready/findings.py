@@ -1,16 +1,12 @@
 """Findings: what a check concluded about a target, with the evidence to believe it.
 
-A test records findings through the ``kready_finding`` fixture (stored on its item); after the test body the
-findings decide the reported outcome:
+A test records findings through the ``kready_finding`` fixture (stored on its item); a check module returns a
+``CheckResult`` the suite records. After the test body the findings decide the reported outcome (fail, the
+``inconclusive`` category, waived as an expected failure, not-applicable as skipped, pass): that, the waivers and
+every report (terminal summary, ``--kready-json``, SARIF, JUnit, HTML) are in ``pytest_kready.reports``.
 
-* any ``fail`` → the test fails, every failing finding listed (all mismatches, not the first);
-* else any ``inconclusive`` → the test is reported in its own category ``inconclusive`` (letter ``I``) whose
-  report is *failed*: it counts as a failure for the exit status, JUnit and pytest-html — never a pass;
-* else only ``not-applicable`` → the test is reported skipped with the reason;
-* else the test's own outcome stands.
-
-``--kready-json PATH`` writes every finding; pytest-html gets each finding as a JSON extra. Secret values never
-appear in evidence: ``redact`` blanks Secret data, credential-like fields, bearer tokens and registered values.
+Secret values never appear in evidence: ``redact`` blanks Secret data, credential-like fields, bearer tokens and
+registered values.
 """
 
 from __future__ import annotations
@@ -18,7 +14,6 @@ from __future__ import annotations
 import base64
 import dataclasses
 import enum
-import json
 import logging
 import re
 import threading
@@ -28,7 +23,6 @@ from typing import Any
 
 import pytest
 
-from .errors import ReadOnlyViolation
 
 FINDINGS_KEY = pytest.StashKey[list]()
 REPORTS_KEY = pytest.StashKey[dict]()
@@ -69,6 +63,9 @@ class Finding:
     evidence: dict[str, Any] = dataclasses.field(default_factory=dict)
     nodeid: str | None = None
     recorded_at: float = dataclasses.field(default_factory=time.time)
+    scope: str | None = None  # "cluster" to file it under the cluster (reports.model decides when None)
+    object: dict[str, Any] | None = None  # {kind, namespace, name} of the object it is about, if the check knows
+    waiver: dict[str, Any] | None = None  # set by the reporter when a waiver in force covers it
 
     def __post_init__(self):
         self.verdict = Verdict(self.verdict)
@@ -102,15 +99,18 @@ class CheckResult:
     references: tuple[str, ...] = ()
     request: Any = None
     response: Any = None
+    scope: str | None = None  # optional: "cluster"; otherwise pytest_kready.reports.model places the finding
+    object: dict[str, Any] | None = None  # optional: {kind, namespace, name} of the object the result is about
 
     def __post_init__(self):
         self.verdict = Verdict(self.verdict)
 
     def record(self, kready_finding) -> Finding:
+        extra = {k: v for k, v in (("scope", self.scope), ("object", self.object)) if v is not None}
         return kready_finding(self.verdict, self.summary, target_namespace=self.target_namespace,
                               severity=self.severity, evidence=self.evidence, repro=self.repro,
                               remediation=self.remediation, references=self.references, request=self.request,
-                              response=self.response)
+                              response=self.response, **extra)
 
 
 # --- redaction ---------------------------------------------------------------------------------------
@@ -545,233 +545,15 @@ class FindingRecorder:
         register_secret(value)
 
 
-# --- reporting (a plugin object registered by plugin.py when --kready is given) ----------------------
+# --- reporting: pytest_kready.reports (the plugin object, outcomes, JSON, SARIF, JUnit, summary) ----------
+
+_MOVED = ("FindingsReporter", "is_check", "one_line", "REASON_PROPERTY")
 
 
-def _declares_readonly(item: pytest.Item) -> bool:
-    marker = item.get_closest_marker("kready_mode")
-    return bool(marker and marker.args and marker.args[0] == "readonly")
+def __getattr__(name: str):
+    """The reporting code moved to ``pytest_kready.reports.reporter``; its names stay importable from here."""
+    if name in _MOVED:
+        from .reports import reporter
 
-
-def _skip_longrepr(item: pytest.Item, reason: str) -> tuple[str, int, str]:
-    path, lineno, _ = item.reportinfo()
-    return (str(path), (lineno or 0) + 1, f"Skipped: {reason}")
-
-
-def is_check(item: pytest.Item) -> bool:
-    """A check: a test carrying ``kready_check`` or recording findings (it uses ``kready_finding``)."""
-    return item.get_closest_marker("kready_check") is not None or \
-        "kready_finding" in getattr(item, "fixturenames", ())
-
-
-def one_line(excinfo: pytest.ExceptionInfo) -> str:
-    """``KeyError: 'x'``: the exception's type and the first line of its text, redacted, at most 300 chars."""
-    exc = excinfo.value
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    if isinstance(exc, KeyError) and exc.args:
-        text = repr(exc.args[0])
-    name = type(exc).__name__
-    return redact_text(f"{name}: {text}" if text else name)[:300]
-
-
-REASON_PROPERTY = "kready_inconclusive"  # the one-line reason of an inconclusive report (user property)
-
-
-class FindingsReporter:
-    """Turns findings into outcomes, attaches them to reports, shows and writes them."""
-
-    def __init__(self, config: pytest.Config, json_path: Path | None, meta: dict[str, Any]):
-        self.config = config
-        self.json_path = json_path
-        self.meta = meta
-        self.collected: list[dict[str, Any]] = []
-        self.inconclusive: list[tuple[str, str]] = []
-        self.crashes: list[pytest.TestReport] = []
-        forget_secrets()  # a new run in this process knows only its own secrets
-
-    def pytest_sessionstart(self, session: pytest.Session) -> None:
-        logging_plugin = self.config.pluginmanager.get_plugin("logging-plugin")
-        for attr in ("log_cli_handler", "log_file_handler", "caplog_handler", "report_handler"):
-            handler = getattr(logging_plugin, attr, None)
-            if isinstance(handler, logging.Handler) and not any(
-                    isinstance(f, RedactingFilter) for f in handler.filters):
-                handler.addFilter(RedactingFilter())
-
-    @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo):
-        report = yield
-        item.stash.setdefault(REPORTS_KEY, {})[report.when] = report
-        final = report.when == "call" or (report.when == "setup" and not report.passed)
-        if final:
-            self._decide(item, call, report)
-        elif report.when == "teardown" and report.failed and is_check(item) and call.excinfo is not None:
-            self._teardown_crash(item, call, report)
-        try:
-            scrub_report(report, item.stash.get(SECRETS_KEY, set()))
-        except Exception as e:  # noqa: BLE001 - never an INTERNALERROR, and never an unredacted report
-            report.longrepr = f"(the failure text was withheld: redacting it failed with {type(e).__name__})" \
-                if report.longrepr is not None and not isinstance(report.longrepr, tuple) else report.longrepr
-            report.sections = []
-        return report
-
-    @staticmethod
-    def _crashed(item: pytest.Item, call: pytest.CallInfo, report: pytest.TestReport) -> bool:
-        """A check ended by an exception that is not a recorded finding (AssertionError included): a crash."""
-        exc = call.excinfo
-        return (exc is not None and report.failed and is_check(item) and not hasattr(report, "wasxfail")
-                and not exc.errisinstance((Inconclusive, pytest.skip.Exception)))
-
-    def _decide(self, item: pytest.Item, call: pytest.CallInfo, report: pytest.TestReport) -> None:
-        findings = findings_of(item)
-        if call.excinfo is not None and call.excinfo.errisinstance(Inconclusive):
-            self._mark_inconclusive(report, [str(call.excinfo.value)])
-        elif call.excinfo is not None and call.excinfo.errisinstance(ReadOnlyViolation) and not _declares_readonly(item):
-            reason = f"not-applicable: writes to the cluster; this run is readonly ({call.excinfo.value})"
-            report.outcome = "skipped"
-            report.longrepr = _skip_longrepr(item, reason)
-        elif self._crashed(item, call, report):
-            self._crash(item, call, report, findings)
-        elif report.passed and findings:
-            fails = [f for f in findings if f.verdict is Verdict.FAIL]
-            unsure = [f for f in findings if f.verdict is Verdict.INCONCLUSIVE]
-            if fails:
-                report.outcome = "failed"
-                report.longrepr = redact_text("\n".join(f.line() for f in fails + unsure))
-            elif unsure:
-                self._mark_inconclusive(report, [f.summary for f in unsure])
-            elif all(f.verdict is Verdict.NOT_APPLICABLE for f in findings):
-                report.outcome = "skipped"
-                reason = "; ".join(dict.fromkeys(f.summary for f in findings))
-                report.longrepr = _skip_longrepr(item, f"not-applicable: {reason}")
-        if report.skipped and isinstance(report.longrepr, tuple) and _PACKAGE_DIR in str(report.longrepr[0]):
-            report.longrepr = _skip_longrepr(item, report.longrepr[2].removeprefix("Skipped: "))  # the test, not us
-        if not findings and item.get_closest_marker("kready_check"):
-            findings.append(self._implicit(item, report))
-        self._attach(item, report, findings)
-
-    def _attach(self, item: pytest.Item, report: pytest.TestReport, findings: list[Finding]) -> None:
-        secrets = item.stash.get(SECRETS_KEY, set())
-        dicts = [f.to_dict(secrets) for f in findings]
-        for d in dicts:
-            report.user_properties.append((USER_PROPERTY, d))
-        self._html_extras(report, dicts)
-
-    def _crash(self, item: pytest.Item, call: pytest.CallInfo, report: pytest.TestReport,
-               findings: list[Finding], phase: str | None = None) -> None:
-        """Inconclusive with the error: never a fail against the cluster, and no verdict recorded before the
-        crash stands (each is kept as evidence, demoted to inconclusive, its verdict in ``verdict_before_crash``)."""
-        phase = phase or report.when
-        error = one_line(call.excinfo)
-        reason = f"the check crashed{'' if phase == 'call' else f' in {phase}'}: {error}"
-        earlier = []
-        for f in findings:
-            if f.verdict in (Verdict.PASS, Verdict.FAIL):
-                earlier.append(f"recorded before the crash: {f.line()}")
-                f.evidence = {**(f.evidence or {}), "verdict_before_crash": f.verdict.value}
-                f.verdict = Verdict.INCONCLUSIVE
-        entry = call.excinfo.traceback[-1] if call.excinfo.traceback else None
-        findings.append(Finding(
-            check_id=check_id_of(item), verdict=Verdict.INCONCLUSIVE, summary=reason, nodeid=item.nodeid,
-            evidence={"error": error, "phase": phase,
-                      **({"raised_at": f"{entry.path}:{entry.lineno + 1}"} if entry is not None else {})}))
-        self._mark_inconclusive(report, [reason], keep_traceback=True, extra=earlier)
-
-    def _teardown_crash(self, item: pytest.Item, call: pytest.CallInfo, report: pytest.TestReport) -> None:
-        crash: list[Finding] = []
-        self._crash(item, call, report, crash, phase="teardown")
-        self._attach(item, report, crash)
-        findings_of(item).extend(crash)
-
-    @staticmethod
-    def _mark_inconclusive(report: pytest.TestReport, reasons: list[str], *, keep_traceback: bool = False,
-                           extra: list[str] = ()) -> None:
-        reasons = [redact_text(r) for r in reasons]
-        text = "\n".join([f"INCONCLUSIVE: {r}" for r in reasons] + [redact_text(e) for e in extra])
-        report.outcome = "failed"
-        longrepr = report.longrepr
-        if keep_traceback and hasattr(longrepr, "addsection") and getattr(longrepr, "reprcrash", None) is not None:
-            longrepr.reprcrash.message = f"INCONCLUSIVE: {reasons[0]}"  # pytest's short summary, JUnit's message
-            longrepr.addsection("kready: inconclusive", text)
-        elif keep_traceback and longrepr:
-            report.longrepr = f"{text}\n\n{longrepr}"
-        else:
-            report.longrepr = text
-        report.user_properties.append((VERDICT_PROPERTY, Verdict.INCONCLUSIVE.value))
-        report.user_properties.append((REASON_PROPERTY, "; ".join(reasons)))
-
-    @staticmethod
-    def _implicit(item: pytest.Item, report: pytest.TestReport) -> Finding:
-        if report.skipped:
-            longrepr = report.longrepr
-            reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
-            reason = reason.removeprefix("Skipped: ").removeprefix("not-applicable: ")
-            verdict = Verdict.NOT_APPLICABLE
-        elif report.failed:
-            verdict = Verdict.INCONCLUSIVE if (VERDICT_PROPERTY, "inconclusive") in report.user_properties \
-                else Verdict.FAIL
-            reason = (report.longreprtext or "").strip().splitlines()[-1:] or [""]
-            reason = reason[0][:300]
-        else:
-            verdict, reason = Verdict.PASS, ""
-        return Finding(check_id=check_id_of(item), verdict=verdict, summary=reason, nodeid=item.nodeid)
-
-    def _html_extras(self, report: pytest.TestReport, dicts: list[dict]) -> None:
-        if not dicts or not self.config.pluginmanager.hasplugin("html"):
-            return
-        try:
-            from pytest_html import extras
-        except ImportError:
-            return
-        report.extras = list(getattr(report, "extras", [])) + [
-            extras.json(d, name=f"finding {d['check_id']} ({d['verdict']})") for d in dicts]
-
-    @pytest.hookimpl(optionalhook=True)
-    def pytest_html_results_table_row(self, report: pytest.TestReport, cells: list[str]) -> None:
-        """pytest-html's result column says Inconclusive, as the terminal does."""
-        if report.failed and (VERDICT_PROPERTY, Verdict.INCONCLUSIVE.value) in getattr(report, "user_properties", ()):
-            for i, cell in enumerate(cells):
-                if 'class="col-result"' in cell:
-                    cells[i] = '<td class="col-result">Inconclusive</td>'
-
-    def pytest_report_teststatus(self, report: pytest.TestReport, config: pytest.Config):
-        if report.failed and (VERDICT_PROPERTY, Verdict.INCONCLUSIVE.value) in getattr(report, "user_properties", ()):
-            return "inconclusive", "I", ("INCONCLUSIVE", {"yellow": True})
-        return None
-
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        for name, value in report.user_properties:
-            if name == USER_PROPERTY:
-                self.collected.append(value)
-        if report.failed and (VERDICT_PROPERTY, Verdict.INCONCLUSIVE.value) in report.user_properties:
-            reasons = [v for k, v in report.user_properties if k == REASON_PROPERTY]
-            self.inconclusive.append((report.nodeid, reasons[0] if reasons else report.longreprtext))
-            if report.longrepr is not None and not isinstance(report.longrepr, (str, tuple)):
-                self.crashes.append(report)  # a crash: its traceback is shown (pytest lists failures only)
-
-    def pytest_terminal_summary(self, terminalreporter) -> None:
-        if self.crashes:
-            terminalreporter.section("kready: crashed checks (inconclusive)", sep="=", yellow=True)
-            for report in self.crashes:
-                terminalreporter.write_sep("_", report.head_line or report.nodeid, yellow=True)
-                report.toterminal(terminalreporter._tw)
-        if self.inconclusive:
-            terminalreporter.section("kready: inconclusive (counted as failures)", sep="-", yellow=True)
-            for nodeid, text in self.inconclusive:
-                terminalreporter.line(f"{nodeid}: INCONCLUSIVE: {text}")
-        if self.json_path and self.written:
-            terminalreporter.line(f"kready: {len(self.collected)} findings written to {self.json_path}")
-
-    written = False
-
-    @pytest.hookimpl(trylast=True)
-    def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        if self.json_path is None or hasattr(self.config, "workerinput"):
-            return
-        self.collected = [redact_finding(f) for f in self.collected]  # what the run learnt later is blanked too
-        counts: dict[str, int] = {}
-        for f in self.collected:
-            counts[f["verdict"]] = counts.get(f["verdict"], 0) + 1
-        doc = {**self.meta, "summary": counts, "findings": self.collected}
-        self.json_path.parent.mkdir(parents=True, exist_ok=True)
-        self.json_path.write_text(json.dumps(doc, indent=2, sort_keys=False) + "\n")
-        self.written = True
+        return getattr(reporter, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -55,7 +55,7 @@ def pytest_configure(config: pytest.Config) -> None:
     # import_module, not ``from . import``: always the module in sys.modules, so stash keys agree between modules
     fixtures = importlib.import_module(".fixtures", __package__)
     from .errors import ConfigError
-    from .findings import FindingsReporter
+    from .reports.reporter import FindingsReporter
     from .providers import resolve_named_cluster
     from .session import SESSION_KEY, KreadySession
 
@@ -72,7 +72,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SESSION_KEY] = ks
     ks.guard.install()
     config.pluginmanager.register(fixtures, "kready-fixtures")
-    config.pluginmanager.register(FindingsReporter(config, settings.json_path, ks.meta), "kready-findings")
+    config.pluginmanager.register(FindingsReporter(config, settings, ks.meta), "kready-findings")
     if config.args_source != pytest.Config.ArgsSource.ARGS:
         config.args = [str(suites_dir())]  # no test paths given: run the shipped suites
 

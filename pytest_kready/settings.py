@@ -24,6 +24,8 @@ MODE_RANK = {m: i for i, m in enumerate(MODES)}
 PROVIDERS = ("kind", "kubeconfig", "local")
 PROFILES = ("baseline", "hardened")
 KEEP = ("none", "failed", "all")
+FAIL_ON = ("fail", "inconclusive")
+MIN_SEVERITIES = ("low", "medium", "high", "critical")
 DEFAULT_IMAGE = "registry.k8s.io/e2e-test-images/agnhost:2.63.0"
 DEFAULT_SWEEP_GRACE = 600.0
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -71,7 +73,16 @@ OPTIONS: tuple[Opt, ...] = (
     Opt("mode", "readonly (creates nothing) | standard (throw-away namespaces) | disruptive (restarts, "
         "restores); default standard, readonly on a kubeconfig cluster", "MODE"),
     Opt("keep", "what to keep after the run for debugging: none | failed | all (default none)", "WHAT"),
-    Opt("json", "write every finding to this JSON file", "PATH"),
+    Opt("json", "write every finding to this JSON file (schema pytest-kready/findings/v1, docs/reports.md)", "PATH"),
+    Opt("sarif", "write the failing and inconclusive findings as SARIF 2.1.0 to this file (code scanning)", "PATH"),
+    Opt("waivers", "YAML file of waivers: accepted exceptions with a check id, scope, reason, owner and expiry "
+        "(docs/reports.md)", "FILE"),
+    Opt("compare", "an earlier run's --kready-json file: show what changed since (new failures, fixed, ...)",
+        "PREVIOUS.json"),
+    Opt("fail-on", "what fails the exit status: fail | inconclusive (default inconclusive: fail and inconclusive "
+        "findings both do)", "WHAT"),
+    Opt("min-severity", "only findings of this severity or above fail the exit status: low | medium | high | "
+        "critical (default: every severity)", "LEVEL"),
     Opt("image", f"probe image (default {DEFAULT_IMAGE})", "IMAGE"),
     Opt("local-bin-dir", "directory of Kubernetes binaries for the local provider, laid out like "
         "kubernetes/server/bin (env KREADY_LOCAL_BIN_DIR)", "DIR", env="KREADY_LOCAL_BIN_DIR"),
@@ -112,6 +123,11 @@ class Settings:
     mode: str = STANDARD
     keep: str = "none"
     json_path: Path | None = None
+    sarif_path: Path | None = None
+    waivers_path: Path | None = None
+    compare_path: Path | None = None
+    fail_on: str = "inconclusive"  # the exit status fails on fail and inconclusive findings ("fail": fail only)
+    min_severity: str = "info"  # findings below it do not fail the exit status ("info": every severity counts)
     image: str = DEFAULT_IMAGE
     local_bin_dir: Path = dataclasses.field(default_factory=default_local_bin_dir)
     sweep_grace: float = DEFAULT_SWEEP_GRACE
@@ -159,6 +175,19 @@ class Settings:
         mode = _choice("mode", get("mode"), MODES)
         keep = _choice("keep", get("keep"), KEEP) or "none"
         json_path = raw.path(get("json"), sources.get("json"))
+        sarif_path = raw.path(get("sarif"), sources.get("sarif"))
+        waivers_path = raw.path(get("waivers"), sources.get("waivers"))
+        compare_path = raw.path(get("compare"), sources.get("compare"))
+        fail_on = _choice("fail-on", get("fail-on"), FAIL_ON) or "inconclusive"
+        min_severity = _choice("min-severity", get("min-severity"), MIN_SEVERITIES) or "info"
+        for flag, p in (("--kready-waivers", waivers_path), ("--kready-compare", compare_path)):
+            if p is not None and not p.is_file():
+                raise _usage(f"{flag}={p}: no such file")
+        for flag, p in (("--kready-json", json_path), ("--kready-sarif", sarif_path)):
+            if p is not None and p.is_dir():
+                raise _usage(f"{flag}={p} is a directory; give a file name")
+        if json_path is not None and sarif_path is not None and json_path == sarif_path:
+            raise _usage(f"--kready-json and --kready-sarif name the same file {json_path}; give two files")
         image = get("image") or DEFAULT_IMAGE
         local_bin_dir = raw.path(get("local-bin-dir"), sources.get("local-bin-dir")) or default_local_bin_dir()
         sweep_grace = parse_duration(get("sweep-grace"), DEFAULT_SWEEP_GRACE)
@@ -205,7 +234,8 @@ class Settings:
         return cls(
             enabled=enabled, provider=provider, kubeconfig=kubeconfig, context=context, profile=profile,
             cluster_config=cluster_config, apply=apply_paths, namespaces=namespaces, mode=mode, keep=keep,
-            json_path=json_path, image=image, local_bin_dir=local_bin_dir, sweep_grace=sweep_grace,
+            json_path=json_path, sarif_path=sarif_path, waivers_path=waivers_path, compare_path=compare_path,
+            fail_on=fail_on, min_severity=min_severity, image=image, local_bin_dir=local_bin_dir, sweep_grace=sweep_grace,
             run_id=run_id or labels.new_run_id(), sources=sources,
             rollout_target=rollout_target, rollout_path=rollout_path, storage_classes=storage_classes,
             allowed_registries=allowed_registries, allow_etcd_restore=allow_etcd_restore, upgrade_to=upgrade_to,
