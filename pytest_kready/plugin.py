@@ -73,6 +73,8 @@ def pytest_configure(config: pytest.Config) -> None:
     ks.guard.install()
     config.pluginmanager.register(fixtures, "kready-fixtures")
     config.pluginmanager.register(FindingsReporter(config, settings, ks.meta), "kready-findings")
+    from .reports import html as html_report  # with --html: Environment rows, scorecard, finding blocks, grids
+    html_report.register(config, ks.meta)
     if config.args_source != pytest.Config.ArgsSource.ARGS:
         config.args = [str(suites_dir())]  # no test paths given: run the shipped suites
 
