@@ -275,11 +275,15 @@ def test_a_crash_is_inconclusive_in_terminal_json_junit_and_html(pytester):
         assert {e["decoded"]["verdict"] for e in got} == {"inconclusive"}, got
         assert any(e["decoded"]["summary"] == CRASH_REASONS[check] for e in got)
     rows = {t: [r["resultsTableRow"][0] for r in rs] for t, rs in tests.items()}
-    assert rows["test_crashes.py::test_key_error"] == ['<td class="col-result">Inconclusive</td>']
+    # shown as Inconclusive, drawn as pytest-html's Failed (a row whose result is not an outcome is never drawn)
+    assert rows["test_crashes.py::test_key_error"] == [
+        '<td class="col-result" data-kready-result="Inconclusive" title="Inconclusive">Failed</td>']
+    assert tests["test_crashes.py::test_key_error"][0]["result"] == "Failed"
 
 
 def html_report(path) -> dict:
-    """pytest-html 4's data (its JSON blob), each extra's content decoded (self-contained: base64 data URIs)."""
+    """pytest-html 4's data (its JSON blob), each extra's content decoded (self-contained: base64 data URIs; the
+    finding of a finding block, pytest_kready/reports/html.py, from its JSON)."""
     import html as htmllib
     import re
 
@@ -292,8 +296,9 @@ def html_report(path) -> dict:
                 if content.startswith("data:") and ";base64," in content:
                     content = base64.b64decode(content.split(";base64,", 1)[1]).decode("utf-8", "replace")
                 extra["text"] = content
+                block = re.search(r'<details class="kr-json">.*?<pre>(.*?)</pre>', content, re.S)  # a finding block
                 try:
-                    extra["decoded"] = json.loads(content)
+                    extra["decoded"] = json.loads(htmllib.unescape(block.group(1)) if block else content)
                 except ValueError:
                     extra["decoded"] = None
     return blob["tests"]
