@@ -99,9 +99,8 @@ def compare(previous: dict[str, Any], current_findings: list[dict], current_run:
 def lines(cmp: dict[str, Any], *, limit: int = 10) -> list[str]:
     """The terminal's view of a compare (at most ``limit`` entries per section)."""
     prev = cmp["previous"]
-    head = (f"compared with {prev.get('path') or 'the previous run'} (run {prev.get('run_id') or '?'}, "
-            f"{prev.get('profile') or '?'}): {len(cmp['new_failures'])} new failure(s), {len(cmp['fixed'])} fixed, "
-            f"{len(cmp['still_failing'])} still failing, {len(cmp['to_inconclusive'])} to inconclusive, "
+    head = (f"{len(cmp['new_failures'])} new failure(s), {len(cmp['fixed'])} fixed, "
+            f"{len(cmp['still_failing'])} still failing, {len(cmp['to_inconclusive'])} to and "
             f"{len(cmp['from_inconclusive'])} from inconclusive")
     out = [head]
     for title, name in (("new failure", "new_failures"), ("fixed", "fixed"), ("to inconclusive", "to_inconclusive"),
@@ -116,6 +115,8 @@ def lines(cmp: dict[str, Any], *, limit: int = 10) -> list[str]:
     if cmp["checks_gone"]:
         out.append("  checks gone: " + ", ".join(cmp["checks_gone"][:limit])
                    + (" ..." if len(cmp["checks_gone"]) > limit else ""))
+    out.append(f"previous run {prev.get('run_id') or '?'} ({prev.get('profile') or '?'}): "
+               f"{prev.get('path') or '?'}")
     return out
 
 

@@ -38,7 +38,8 @@ def decide(findings: list[dict], waivers: list[dict], *, pytest_status: int, fai
     if hits:
         fails = sum(f["verdict"] == "fail" for f in hits)
         unsure = len(hits) - fails
-        what = f"{fails} failing" + (f" and {unsure} inconclusive" if unsure else "")
+        what = " and ".join(p for p in (f"{fails} failing" if fails else "",
+                                        f"{unsure} inconclusive" if unsure else "") if p)
         floor = f" at or above {min_severity}" if min_severity != "info" else ""
         reasons.append(f"{what} finding(s){floor} not waived")
     for w in expired:

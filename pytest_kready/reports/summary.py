@@ -5,6 +5,7 @@ colour only where pytest's terminal writer has markup (a TTY)."""
 
 from __future__ import annotations
 
+import textwrap
 from typing import Any
 
 from ..areas import ORDER
@@ -73,14 +74,14 @@ def waiver_lines(waivers: list[dict], width: int) -> list[Line]:
     for w in waivers:
         scope = "/".join(p for p in (w.get("namespace"), w.get("object")) if p) or "everywhere"
         if w["status"] == "expired":
-            text, markup = f"EXPIRED {w['check']} in {scope} on {w['expires']} ({w['owner']}, {w['source']})", \
+            text, markup = f"EXPIRED on {w['expires']}: {w['check']} in {scope} ({w['owner']}, {w['source']})", \
                 {"red": True}
         elif w["used"]:
-            text, markup = f"waived {w['used']} finding(s): {w['check']} in {scope} ({w['owner']}, until " \
-                f"{w['expires']}): {w['reason']}", {}
+            text, markup = f"waived {w['used']} finding(s): {w['check']} in {scope} until {w['expires']} " \
+                f"({w['owner']}): {w['reason']}", {}
         else:
-            text, markup = f"unused {w['check']} in {scope} ({w['owner']}, until {w['expires']}, {w['source']}): " \
-                "matched no failing finding", {"yellow": True}
+            text, markup = f"unused: {w['check']} in {scope} ({w['source']}): matched nothing", \
+                {"yellow": True}
         out.append((fit(text, width), markup))
     return out
 
@@ -97,7 +98,8 @@ def render(doc: dict[str, Any], outputs: list[tuple[str, str]], width: int = 80)
         sections.append(("kready: waivers", waiver_lines(doc["waivers"], width)))
     if doc.get("compare"):
         sections.append(("kready: compared with the previous run",
-                         [(fit(t, width), {}) for t in compare_mod.lines(doc["compare"])]))
+                         [(t if t.startswith("previous run ") else fit(t, width), {})  # a path is not cut
+                          for t in compare_mod.lines(doc["compare"])]))
     tail: list[Line] = []
     for what, path in outputs:  # a path is never cut (it is what one copies): a long one gets a line of its own
         line = f"kready: {what} written to {path}"
@@ -106,7 +108,8 @@ def render(doc: dict[str, Any], outputs: list[tuple[str, str]], width: int = 80)
     gating = f"fail-on={gate['fail_on']}, min-severity={gate['min_severity']}"
     if gate["failed"]:
         tail.append((fit(f"kready: exit status {gate['exit_status']} ({gating})", width), {"red": True}))
-        tail += [(fit(f"  {r}", width), {"red": True}) for r in gate["reasons"]]
+        for r in gate["reasons"]:  # wrapped, not cut: a reason names what to fix (an expired waiver's file:line)
+            tail += [(t, {"red": True}) for t in textwrap.wrap(r, width, initial_indent="  ", subsequent_indent="    ")]
     else:
         tail.append((fit(f"kready: exit status {gate['exit_status']} ({gating})", width), {"green": True}))
     sections.append(("kready: reports", tail))
