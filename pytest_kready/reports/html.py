@@ -100,7 +100,7 @@ CSS = """
 .kr table.kr-grid{border-collapse:collapse}
 .kr table.kr-grid th{font-weight:normal;font-size:11px;padding:2px 4px;color:#333;white-space:nowrap}
 .kr table.kr-grid thead th{vertical-align:bottom;white-space:nowrap;writing-mode:vertical-rl;
- transform:rotate(180deg);text-align:left;padding:4px 1px;max-height:16em;overflow:hidden}
+ transform:rotate(180deg);text-align:left;padding:4px 1px}
 .kr table.kr-grid thead th.kr-corner{writing-mode:horizontal-tb;transform:none;vertical-align:bottom;color:#777}
 .kr table.kr-grid tbody th{text-align:right}
 .kr table.kr-grid td{width:24px;min-width:24px;height:22px;text-align:center;font-weight:bold;
@@ -115,7 +115,7 @@ CSS = """
 .kr .kr-legend .kr-unknown{background:#ffb300}.kr .kr-legend .kr-differs{background:#e53935}
 .kr .kr-legend .kr-agree{background:#e8f5e9;border:1px solid #cde3cf}
 .kr tr.kr-expired td{background:#ffebee}.kr tr.kr-expiring td{background:#fff8e1}.kr tr.kr-unused td{color:#777}
-.kr details{margin:4px 0}.kr details>summary{cursor:pointer;color:#0b5cad}
+.kr a{color:#0b5cad}.kr details{margin:4px 0}.kr details>summary{cursor:pointer;color:#0b5cad}
 .kr ul.kr-list{margin:2px 0;padding-left:18px}
 .kr .kr-muted{color:#777}
 .kr .kr-compare td.kr-moved{white-space:nowrap}
