@@ -195,7 +195,7 @@ def test_baseline_namespace_fails_cross_namespace_default_deny_and_egress(pytest
     # everything the suite made is gone or going: its namespaces, and the probe pod in the app's namespace
     pods = baseline_app.api.raw("GET", f"/api/v1/namespaces/{baseline_app.name}/pods")["items"]
     assert [p["metadata"]["name"] for p in pods if not p["metadata"].get("deletionTimestamp")] == ["web"]
-    run_id = doc["run_id"]
+    run_id = doc["run"]["run_id"]  # findings JSON v1 (docs/reports.md)
     left = baseline_app.api.raw("GET", "/api/v1/namespaces",
                                 query={"labelSelector": f"kready.dev/run-id={run_id}"})["items"]
     assert all(ns["status"].get("phase") == "Terminating" for ns in left)
