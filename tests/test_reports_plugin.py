@@ -271,3 +271,22 @@ def test_compare_shows_what_changed(pytester):
                                  "  fixed: etcd.encryption-at-rest cluster (fail -> pass)",
                                  f"previous run * (baseline): {before}"])
     json.loads(before.read_text())  # the earlier file is read, never rewritten
+
+
+def test_a_crash_is_never_waived(pytester):
+    checks = """
+import pytest
+
+@pytest.mark.kready_check("network.dns")
+def test_crashes(kready_finding):
+    kready_finding.failed("no DNS", target_namespace="shop")
+    {}["missing"]
+"""
+    w = waivers_file(pytester, waiver("network.*"))
+    out = pytester.path / "f.json"
+    result = run(pytester, f"--kready-waivers={w}", f"--kready-json={out}", checks=checks)
+    assert result.ret == 1
+    assert result.parseoutcomes().get("inconclusive") == 1 and "xfailed" not in result.parseoutcomes()
+    doc = valid_findings(out)
+    assert {f["verdict"] for f in doc["findings"]} == {"inconclusive"}
+    assert all(f["waiver"] is None for f in doc["findings"]) and doc["waivers"][0]["used"] == 0
