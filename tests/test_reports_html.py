@@ -241,6 +241,19 @@ def test_the_summary_has_run_scorecard_problems_waivers_and_compare():
     assert changes["checks_added"] == ["etcd.encryption-at-rest"]
 
 
+def test_a_long_change_list_is_collapsed_after_ten():
+    fixed = [{"check_id": f"pod-security.c{i}", "target_key": "web", "before": "fail", "after": "pass"}
+             for i in range(12)]
+    comp = tree(h.compare_html({"fixed": fixed, "new_failures": []}))
+    table = next(t for t in comp.iter("table") if t.get("data-change") == "fixed")
+    direct = table.find("tbody").findall("tr")
+    assert [text(tr.find("td")) for tr in direct[:10]] == [f"pod-security.c{i}" for i in range(10)]
+    details = direct[10].find("td/details")
+    assert text(details.find("summary")) == "2 more"
+    assert [text(tr.find("td")) for tr in details.iter("tr")] == ["pod-security.c10", "pod-security.c11"]
+    assert "0 new failures; 12 fixed" in text(comp)
+
+
 def test_waivers_come_from_the_findings_without_a_list():
     page = tree(h.summary_html({"findings": FINDINGS}, TODAY))
     rows = [tr for tr in page.iter("tr") if tr.get("data-status")]

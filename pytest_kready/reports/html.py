@@ -650,6 +650,9 @@ COMPARE_SECTIONS = (("new_failures", "new failures"), ("fixed", "fixed"), ("stil
                     ("added", "added"), ("gone", "gone"))
 
 
+COMPARE_SHOWN = 10  # rows shown per kind of change; the rest collapsed
+
+
 def _compare_entry(entry: Any) -> str:
     if not isinstance(entry, Mapping):
         return f'<td colspan="4"><code>{esc(entry)}</code></td>'
@@ -692,10 +695,16 @@ def compare_html(compare: Mapping[str, Any] | None) -> str:
             counts.append(f"{len(entries)} {title}")
         if not entries:
             continue
-        rows = "".join(f"<tr>{_compare_entry(e)}</tr>" for e in entries[:300])
-        more = f'<p class="kr-muted">… and {len(entries) - 300} more</p>' if len(entries) > 300 else ""
+        rows = [f"<tr>{_compare_entry(e)}</tr>" for e in entries[:500]]
+        more = ""
+        if len(rows) > COMPARE_SHOWN:  # the rest collapsed, in the same table (one table per kind of change)
+            more = (f'<tr><td colspan="4"><details><summary>{len(entries) - COMPARE_SHOWN} more</summary>'
+                    f'<table class="kr-table kr-compare-more"><tbody>{"".join(rows[COMPARE_SHOWN:])}</tbody>'
+                    f'</table></details></td></tr>')
+            rows = rows[:COMPARE_SHOWN]
+        cut = f'<p class="kr-muted">the first 500 shown; all in the findings JSON</p>' if len(entries) > 500 else ""
         blocks.append(f'<h4>{esc(title)} ({len(entries)})</h4><table class="kr-table kr-compare" '
-                      f'data-change="{esc(key)}"><tbody>{rows}</tbody></table>{more}')
+                      f'data-change="{esc(key)}"><tbody>{"".join(rows)}{more}</tbody></table>{cut}')
     changed = compare.get("changed")
     if isinstance(changed, list) and changed:
         rows = "".join(f"<tr>{_compare_entry(e)}</tr>" for e in changed[:500])

@@ -2,7 +2,8 @@
 reachability grids exist) and pod security, against one namespace with a workload, written with ``--html
 --self-contained-html`` and opened in headless Chromium (Debian's ``chromium``): the scorecard has every area of the
 run with the JSON's counts, the Environment table names the cluster, a network finding draws its grids in colour,
-every test row is drawn, and a screenshot is written and is not blank."""
+the waivers in force and the waived finding show, what changed since a previous run shows, every test row is
+drawn, and a screenshot is written and is not blank."""
 
 from __future__ import annotations
 
@@ -36,10 +37,20 @@ def app(_cluster_manager):
 def test_html_report_of_a_real_run(pytester, monkeypatch, app):
     monkeypatch.setenv("KREADY_LOCAL_SLOT", "0")
     out, report = pytester.path / "f.json", pytester.path / "report.html"
+    waivers, previous = pytester.path / "waivers.yaml", pytester.path / "previous.json"
+    waivers.write_text(
+        "waivers:\n"
+        f"- check: pod-security.host-path\n  namespace: {app.name}\n  reason: legacy agent, replaced in Q1\n"
+        "  owner: team-shop\n  expires: 2099-12-31\n"
+        "- check: rbac.*\n  reason: not run here\n  owner: team-platform\n  expires: 2099-12-31\n")
+    # a previous run (the findings file before v1 is read too) in which egress from the namespace was restricted
+    previous.write_text(json.dumps({"run_id": "12010000-000000", "profile": "hardened", "findings": [
+        {"check_id": "network.egress", "verdict": "pass", "target_namespace": app.name, "summary": "restricted"}]}))
     pytester.makeini("[pytest]\n")
     result = pytester.runpytest_subprocess(
         *SUITES, "--kready", "--kready-provider=local", "--kready-profile=baseline", "--kready-mode=standard",
         f"--kready-namespaces={app.name}", f"--kready-json={out}", f"--html={report}", "--self-contained-html",
+        f"--kready-waivers={waivers}", f"--kready-compare={previous}",
         "-p", "no:cacheprovider", f"--rootdir={pytester.path}", "-q", timeout=1500)
     text = "\n".join(result.outlines[-40:] + result.errlines[-20:])
     assert out.is_file() and report.is_file(), text
@@ -82,6 +93,21 @@ def test_html_report_of_a_real_run(pytester, monkeypatch, app):
     assert any(h.startswith(f"{app.name}/svc web:8080") for h in heads), heads
     assert block.find("pre", "kr-cmd").text().startswith("kubectl exec -n kr-net-fresh-")
     assert "default-deny" in block.find("div", "kr-remediation").text()
+
+    # the waivers in force, the waived finding and its test (drawn as an expected failure, labelled Waived)
+    statuses = {tr.find_all("td")[0].text().split()[0]: (tr.attrs["data-status"], tr.find_all("td")[6].text())
+                for tr in dom.find("table", id="kready-waivers").find_all("tr") if tr.attrs.get("data-status")}
+    assert statuses == {"pod-security.host-path": ("in force", "1"), "rbac.*": ("unused", "0")}, statuses
+    waived = [b for b in dom.find_all("div", "kr-finding") if b.attrs.get("data-verdict") == "waived"]
+    assert [b.attrs["data-check"] for b in waived] == ["pod-security.host-path"]
+    assert "legacy agent, replaced in Q1" in waived[0].find("div", "kr-waiver").text()
+    label = [td for td in dom.find_all("td", "col-result") if td.attrs.get("data-kready-result") == "Waived"]
+    assert len(label) == 1 and "xfailed" in label[0].parent.parent.classes
+
+    # what changed since the previous run: egress from the namespace is a new failure
+    changes = {t.attrs["data-change"]: [tr.text() for tr in t.find_all("tr")]
+               for t in dom.find("div", id="kready-compare").find_all("table")}
+    assert any("network.egress" in r and app.name in r and "pass → fail" in r for r in changes["new_failures"]), changes
 
     # every test is drawn (inconclusive ones too), and the failing ones carry their finding blocks
     drawn = {b.attrs["id"].removesuffix("::setup").removesuffix("::teardown")
