@@ -122,7 +122,8 @@ def test_grids_draw_expected_observed_and_differences():
                 out[(src, col)] = cls(td) - {"kr-cell"}
         return out
 
-    p, s, back = "shop/probe:8080/TCP (10.244.0.7)", "shop/svc web:80/TCP (10.96.0.9)", "fresh/probe:8080/TCP (10.244.0.8)"
+    p, s = "shop/probe:8080/TCP (10.244.0.7)", "shop/svc web:80/TCP (10.96.0.9)"
+    back = "fresh/probe:8080/TCP (10.244.0.8)"
     assert cells(tables["kr-grid-expected"]) == {("fresh", p): {"kr-blocked"}, ("fresh", s): {"kr-blocked"},
                                                  ("fresh", back): {"kr-notprobed"}, ("shop", p): {"kr-notprobed"},
                                                  ("shop", s): {"kr-notprobed"}, ("shop", back): {"kr-connects"}}

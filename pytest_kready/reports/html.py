@@ -30,7 +30,7 @@ import html
 import json
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import pytest
@@ -79,7 +79,8 @@ CSS = """
 .kr td.kr-pass,.kr td.kr-fail,.kr td.kr-inconclusive,.kr td.kr-not-applicable,.kr td.kr-waived{font-weight:bold}
 .kr td.kr-zero{background:none;color:#aaa;font-weight:normal}
 .kr .kr-sev{display:inline-block;border:1px solid #bbb;border-radius:3px;padding:0 5px;font-size:11px;color:#444}
-.kr .kr-sev-critical{border-color:#8e0000;color:#8e0000;font-weight:bold}.kr .kr-sev-high{border-color:#c62828;color:#c62828}
+.kr .kr-sev-critical{border-color:#8e0000;color:#8e0000;font-weight:bold}
+.kr .kr-sev-high{border-color:#c62828;color:#c62828}
 .kr .kr-sev-medium{border-color:#ef8f00;color:#a05f00}
 .kr .kr-area{color:#555;font-size:11px}
 .kr .kr-target{font-family:"DejaVu Sans Mono",Menlo,monospace;font-size:12px;background:#eef2f6;padding:0 4px;
@@ -491,7 +492,8 @@ def finding_html(finding: Mapping[str, Any]) -> str:
     if finding.get("repro"):
         parts.append(f'<h4>Reproduce</h4>{pre(finding["repro"], "kr-cmd")}')
     if finding.get("remediation"):
-        parts.append(f'<h4>Remediation</h4><div class="kr-remediation">{remediation_html(finding["remediation"])}</div>')
+        fix = remediation_html(finding["remediation"])
+        parts.append(f'<h4>Remediation</h4><div class="kr-remediation">{fix}</div>')
     if finding.get("references"):
         parts.append(f'<h4>References</h4>{references_html(finding["references"])}')
     try:
@@ -636,7 +638,8 @@ def waivers_html(waivers: list[Mapping[str, Any]] | None, today: datetime.date |
                     f'<td><code>{esc(w.get("check"))}</code>{source}</td>'
                     f'<td>{esc(w.get("namespace") or "any")}</td><td>{esc(object_text(w.get("object")) or "any")}</td>'
                     f'<td>{esc(w.get("reason"))}</td><td>{esc(w.get("owner"))}</td>'
-                    f'<td>{esc(w.get("expires"))}{esc(left)}</td><td class="kr-n">{esc("" if used is None else used)}</td>'
+                    f'<td>{esc(w.get("expires"))}{esc(left)}</td>'
+                    f'<td class="kr-n">{esc("" if used is None else used)}</td>'
                     f'<td>{esc(status)}</td></tr>')
     return ('<h3>Waivers in force</h3><table id="kready-waivers" class="kr-table"><thead><tr><th>check</th>'
             '<th>namespace</th><th>object</th><th>reason</th><th>owner</th><th>expires</th><th>waived</th>'
@@ -702,14 +705,15 @@ def compare_html(compare: Mapping[str, Any] | None) -> str:
                     f'<table class="kr-table kr-compare-more"><tbody>{"".join(rows[COMPARE_SHOWN:])}</tbody>'
                     f'</table></details></td></tr>')
             rows = rows[:COMPARE_SHOWN]
-        cut = f'<p class="kr-muted">the first 500 shown; all in the findings JSON</p>' if len(entries) > 500 else ""
+        cut = '<p class="kr-muted">the first 500 shown; all in the findings JSON</p>' if len(entries) > 500 else ""
         blocks.append(f'<h4>{esc(title)} ({len(entries)})</h4><table class="kr-table kr-compare" '
                       f'data-change="{esc(key)}"><tbody>{"".join(rows)}{more}</tbody></table>{cut}')
     changed = compare.get("changed")
     if isinstance(changed, list) and changed:
         rows = "".join(f"<tr>{_compare_entry(e)}</tr>" for e in changed[:500])
         blocks.append(f'<details><summary>every verdict that changed ({len(changed)})</summary>'
-                      f'<table class="kr-table kr-compare" data-change="changed"><tbody>{rows}</tbody></table></details>')
+                      f'<table class="kr-table kr-compare" data-change="changed"><tbody>{rows}</tbody></table>'
+                      '</details>')
     head = f"since {esc(previous)}: " if previous else ""
     return (f'<div id="kready-compare"><h3>Compared with the previous run</h3><p>{head}{esc("; ".join(counts))}</p>'
             f'{"".join(blocks)}</div>')

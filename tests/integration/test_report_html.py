@@ -107,7 +107,8 @@ def test_html_report_of_a_real_run(pytester, monkeypatch, app):
     # what changed since the previous run: egress from the namespace is a new failure
     changes = {t.attrs["data-change"]: [tr.text() for tr in t.find_all("tr")]
                for t in dom.find("div", id="kready-compare").find_all("table") if t.attrs.get("data-change")}
-    assert any("network.egress" in r and app.name in r and "pass → fail" in r for r in changes["new_failures"]), changes
+    new = changes["new_failures"]
+    assert any("network.egress" in r and app.name in r and "pass → fail" in r for r in new), changes
 
     # every test is drawn (inconclusive ones too), and the failing ones carry their finding blocks
     drawn = {b.attrs["id"].removesuffix("::setup").removesuffix("::teardown")
