@@ -36,7 +36,8 @@ def test_wheel_ships_every_suite_and_kind_config_from_the_top_level_folders(inst
                             ("pytest_kready/profiles/*/*/*.yaml", "pytest_kready/profiles/"),
                             ("pytest_kready/local/addons/*.yaml", "pytest_kready/local/addons/"),
                             ("pytest_kready/manifests/*/*.yaml", "pytest_kready/manifests/"),
-                            ("pytest_kready/checks/data/*", "pytest_kready/checks/data/")):
+                            ("pytest_kready/checks/data/*", "pytest_kready/checks/data/"),
+                            ("pytest_kready/reports/*.json", "pytest_kready/reports/")):
         for path in ROOT.glob(pattern):
             assert str(path.relative_to(ROOT)) in names, f"{path.relative_to(ROOT)} is not in the wheel"
     entry = next(n for n in names if n.endswith("entry_points.txt"))
