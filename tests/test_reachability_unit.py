@@ -404,6 +404,7 @@ class _Scripted:
         self.local = local or (lambda pod, p, n: True)
         self.calls: dict[str, int] = {}
         self.closed = 0
+        self.made = 0
         self.lock = threading.Lock()
 
     def __call__(self, executor, namespace, pod, probes, *, container=None, timeout=2, **parallel):
@@ -425,7 +426,10 @@ class _Scripted:
                 with scripted.lock:
                     scripted.closed += 1
 
-        return Session()
+        self.made += 1
+        session = Session()
+        session.probes = list(probes)
+        return session
 
 
 @pytest.fixture
@@ -512,7 +516,11 @@ def test_three_counted_rounds_that_match_end_the_sampling(monkeypatch, engine):
     result, scripted = _run(monkeypatch, engine, [lambda pod, p: True], expected=lambda lab: lab.expect(True))
     assert result.ok and result.stable and result.rounds == 3 and scripted.calls == {"a": 3, "b": 3}
     assert list(result.counted) == [0, 1, 2]
-    assert scripted.closed == 2  # every session is closed at the end
+    assert scripted.closed == 0 and scripted.made == 2  # the sessions stay open for the next observation
+    again = _lab(engine).observe(_lab(engine).expect(True), pause=0, settle_pause=0)
+    assert again.ok and scripted.made == 2 and scripted.calls == {"a": 6, "b": 6}  # no new exec
+    engine.close()
+    assert scripted.closed == 2  # closing the engine ends them
 
 
 def test_two_agreeing_blocked_rounds_no_longer_decide_a_connect_in_the_sample_wins(monkeypatch, engine):
@@ -567,6 +575,7 @@ def test_udp_cells_need_a_udp_path_that_works(monkeypatch, engine):
                      protocol="UDP", deadline=30)
     assert result.unknown == [A_TO_B[:1] + (Target("x/b", 80, "UDP"),), B_TO_A[:1] + (Target("x/a", 80, "UDP"),)]
     assert "a UDP probe between pods connects" in result.decisions[(A_TO_B[0], Target("x/b", 80, "UDP"))].why
+    engine.close()  # the next observation gets new (scripted) sessions
     one_way, _ = _run(monkeypatch, engine, [lambda pod, p: pod == "a"], protocol="UDP", deadline=30)
     assert one_way.observed.get("x/a", Target("x/b", 80, "UDP")) is True
     assert one_way.observed.get("x/b", Target("x/a", 80, "UDP")) is False  # a UDP path works: x/a → x/b
@@ -589,6 +598,7 @@ def test_static_proofs_and_their_revocation(monkeypatch, engine):
     assert result.alive_detail(Target("x/a", 80)) == "pod a is Ready through a readiness probe on port 80"
     result.revoke(Target("x/a", 80), "pod a restarted during the sample")
     assert result.observed.get(*B_TO_A) is None and result.decisions[B_TO_A].why == "pod a restarted during the sample"
+    engine.close()
     raw = engine.observe(lab.sources, lab.targets, pause=0)  # no aliveness asked for: every failure counts
     assert raw.observed.counts()["blocked"] == 2
 

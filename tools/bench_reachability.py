@@ -2,8 +2,9 @@
 """Speed and stability of the reachability engine on a running local cluster (docs/network.md reports the numbers).
 
 Speed: the same matrix probed by the engine (one exec per source pod, every target at once, at least three rounds
-counted after the settle window, each target shown alive over localhost in every round) and by one ``kubectl exec ... /agnhost connect`` per pair (the peers' way: one sample per pair),
-with 1 and 3 kubectl workers (upstream's e2e used 3):
+counted after the settle window, each target shown alive over localhost in every round) and by one
+``kubectl exec ... /agnhost connect`` per pair (the peers' way: one sample per pair), with 1 and 3 kubectl workers
+(upstream's e2e used 3):
 
 * A: 3 namespaces × 3 pods × 2 ports, every pod a source (upstream's shape: 9 × 8 × 2 = 144 pairs);
 * B: 10 namespaces × 3 pods × 2 ports, one probe pod per namespace (10 × 30 × 2 = 600 pairs).
@@ -32,7 +33,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pytest_kready.client import new_api_client  # noqa: E402
-from pytest_kready.local.bins import bin_dir as default_bin_dir  # noqa: E402
+from pytest_kready.local.bins import bin_dir  # noqa: E402
 from pytest_kready.local.layout import Layout  # noqa: E402
 from pytest_kready.providers.base import ClusterAccess  # noqa: E402
 from pytest_kready.reachability import Engine, Lab, Model, TruthTable  # noqa: E402
