@@ -343,11 +343,22 @@ import json, os, time
 def test_hold(kready_cluster):
     p = kready_cluster.provider
     mark = os.environ["KREADY_TEST_MARK"]
+    nodes = kready_cluster.api_client().raw("GET", "/api/v1/nodes")["items"]
     json.dump({"cluster": p.cluster_name, "pid": os.getpid(), "run_id": kready_cluster.run_id,
-               "ephemeral": kready_cluster.capabilities.ephemeral}, open(mark + ".tmp", "w"))
+               "ephemeral": kready_cluster.capabilities.ephemeral,
+               "node_labels": nodes[0]["metadata"].get("labels") or {}}, open(mark + ".tmp", "w"))
     os.replace(mark + ".tmp", mark)
     time.sleep(900)
 '''
+
+USER_CONFIG = """# a user's kind config: the plugin adds what this host needs to its own copy, never to this file
+kind: Cluster
+apiVersion: kind.x-k8s.io/v1alpha4
+nodes:
+  - role: control-plane
+    labels:
+      team: shop
+"""
 
 ATTACH = '''
 def test_attached_to_pytest_kinds_cluster(kind_cluster, kready_cluster):
@@ -371,12 +382,13 @@ def wait_for_file(path: Path, proc: subprocess.Popen, timeout: float) -> dict:
     return json.loads(path.read_text())
 
 
-def hold_run(root: Path, name: str) -> tuple[subprocess.Popen, dict, object]:
+def hold_run(root: Path, name: str, *args: str) -> tuple[subprocess.Popen, dict, object]:
     root.mkdir(parents=True, exist_ok=True)
     (root / "test_hold.py").write_text(HOLD)
     mark = root / "mark.json"
     log = (root / f"{name}.log").open("wb")
-    proc = subprocess.Popen(pytest_argv(root, str(root / "test_hold.py"), "--kready", "--kready-provider=kind", "-s"),
+    proc = subprocess.Popen(pytest_argv(root, str(root / "test_hold.py"), "--kready", "--kready-provider=kind", "-s",
+                                        *args),
                             cwd=root, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                             env=env_for(KREADY_TEST_MARK=str(mark)))
     try:
@@ -406,11 +418,16 @@ def test_a_killed_runs_cluster_goes_with_the_next_run_which_deletes_its_own_afte
                             / killed / ownership.FILE_NAME)
     assert record is not None and record.pid == held["pid"] and record.stale(), record
 
-    # the next run removes the killed run's cluster before making its own ...
-    second, held2, log2 = hold_run(tmp_path / "next", "next")
+    # the next run (from a user's kind config, which it copies and never writes) removes the killed run's cluster
+    # before making its own ...
+    mine = tmp_path / "my-kind.yaml"
+    mine.write_text(USER_CONFIG)
+    written = mine.stat().st_mtime_ns
+    second, held2, log2 = hold_run(tmp_path / "next", "next", f"--kready-cluster-config={mine}")
     try:
         assert killed not in kind_state(kind).clusters
         assert held2["cluster"] in kind_state(kind).clusters
+        assert held2["node_labels"].get("team") == "shop"  # made from the user's config
         # ... and deletes its own after Ctrl-C (SIGINT to the process group, as a terminal sends it)
         os.killpg(second.pid, signal.SIGINT)
         second.wait(timeout=600)
@@ -423,6 +440,9 @@ def test_a_killed_runs_cluster_goes_with_the_next_run_which_deletes_its_own_afte
     assert f"kready: deleted kind cluster {killed} left by the pytest run {held['run_id']} (pid {held['pid']})" in out, \
         out[-3000:]
     assert held2["cluster"] not in kind_state(kind).clusters, out[-3000:]
+    assert mine.read_text() == USER_CONFIG and mine.stat().st_mtime_ns == written
+    assert (f"kready: node image {NODE_IMAGE} has no kindnetd (kready's placeholder: kindnetd cannot be built "
+            f"offline): added networking.disableDefaultCNI: true to this run's copy of your kind config {mine}") in out
 
 
 def test_attach_to_the_sessions_pytest_kind_cluster(tmp_path, kind, clean_kind):
