@@ -647,11 +647,14 @@ def test_kind_deletes_only_clusters_whose_run_is_gone(tmp_path):
         rec = Ownership.this_process(ownership.RUN, "kind", name, run_id=name[len("kready-"):]).replace(ready=True, **kw)
         rec.write(state / name / "owner.json")
         (state / name / "kubeconfig").write_text("")
+        return rec
 
     record("kready-killed", pid=_dead_pid())  # killed run: deleted
     record("kready-kept", pid=_dead_pid(), kept=True)  # kept on purpose: stays
     record("kready-live")  # a live run (this process): stays
     record("kready-gone", pid=_dead_pid())  # its cluster already gone: only the state is removed
+    record("kready-kept-deleted", pid=_dead_pid(), kept=True)  # kept, then deleted by hand: the state goes
+    record("kready-live-starting").replace(ready=False).write(state / "kready-live-starting" / "owner.json")
     (state / "kready-nobody").mkdir()  # no record: someone else's
     Ownership(maker="run", provider="kind", cluster="pytest-kind", pid=_dead_pid(), pid_start=1).write(
         state / "pytest-kind" / "owner.json")  # not a kready-* name: never ours to delete
@@ -662,7 +665,7 @@ def test_kind_deletes_only_clusters_whose_run_is_gone(tmp_path):
     assert deletes == [["/usr/bin/kind", "delete", "cluster", "--name", "kready-killed", "--kubeconfig",
                         str(state / "kready-killed" / "kubeconfig")]]
     assert sorted(d.name for d in state.iterdir() if d.is_dir()) == [
-        "kready-11231600-abc123", "kready-kept", "kready-live", "kready-nobody", "pytest-kind"]
+        "kready-11231600-abc123", "kready-kept", "kready-live", "kready-live-starting", "kready-nobody", "pytest-kind"]
     assert p.notes[0].startswith("deleted kind cluster kready-killed left by the pytest run killed")
 
 

@@ -441,7 +441,11 @@ class KindProvider:
             if not state.name.startswith(CLUSTER_PREFIX):
                 continue
             record = ownership.read(state / ownership.FILE_NAME)
-            if record is None or record.provider != "kind" or record.cluster != state.name or not record.stale():
+            if record is None or record.provider != "kind" or record.cluster != state.name:
+                continue
+            if not record.stale():
+                if state.name not in existing and record.ready and not record.owned_by_live_run():
+                    shutil.rmtree(state, ignore_errors=True)  # kept, then deleted by hand: only its state is left
                 continue
             if state.name in existing:
                 proc = self.runner([self._kind, "delete", "cluster", "--name", state.name, "--kubeconfig",
