@@ -1,14 +1,15 @@
-"""The reachability engine: deploy a model, probe it, sample until the answer is stable, compare with what was
-expected, and say what differs with the grids and a command per wrong cell.
+"""The reachability engine: deploy a model, probe it in rounds, decide each cell from the counted rounds, compare
+with what was expected, and say what differs with the grids and a command per wrong cell.
 
 * ``Engine``: the cluster side (create objects with the run's labels, wait for pods, exec probes). ``observe``
-  probes sources × targets in rounds: every source pod at once, one exec each, all its targets at once. It stops
-  when ``stable_rounds`` consecutive rounds agree and, when an expectation is given, agree with it; rounds that
-  agree with each other but not with the expectation go on for ``settle`` seconds (a policy just written may take
-  a moment to be enforced), and nothing goes on past ``deadline``. Cells still changing at the end are unknown.
+  probes sources × targets in rounds: every source pod at once, one exec each (kept open for the next
+  observation), all its targets at once. Rounds in the settle window do not count; a cell connects if any counted
+  round connected and is blocked only if, in at least ``min_rounds`` counted rounds, its probe failed while its
+  target was shown alive in that same round (``sampling``); nothing goes on past ``deadline``.
 * ``Lab``: a deployed ``Model`` (namespaces, server pods, optional Services and probe pods) with the helpers a
-  test needs: ``ns``, ``apply``, ``expect``, ``observe``, ``check``.
-* ``Result``: expected and observed truth tables, per-cell answers, and ``report()``.
+  test needs: ``ns``, ``apply``, ``expect``, ``observe``, ``check``; its pods prove themselves alive over localhost.
+* ``Result``: expected and observed truth tables, every round's answers, each cell's decision, ``report()`` and
+  ``cell_evidence()``.
 """
 
 from __future__ import annotations
@@ -203,8 +204,9 @@ class Result:
             lines.append("")
             lines.append("wrong cells (expected → observed):")
             for row, col, exp, obs in wrong[:limit]:
+                alive = f"; target alive: {self.alive_detail(col)}" if obs is False and self.alive is not None else ""
                 lines.append(f"  {row} → {col}: expected {word(exp, col)}, observed {word(obs, col)} "
-                             f"({self.detail(row, col)})")
+                             f"({self.detail(row, col)}{alive})")
                 lines.append(f"    {self.kubectl(row, col, kubeconfig=kubeconfig)}")
             if len(wrong) > limit:
                 lines.append(f"  ... and {len(wrong) - limit} more")
@@ -630,7 +632,7 @@ class Lab:
                                    **kwargs)
 
     def check(self, expected: TruthTable, **kwargs: Any) -> Result:
-        """Observe until stable and equal to ``expected`` (within ``settle``/``deadline``); ``AssertionError``
+        """Observe (see ``observe``) and compare with ``expected``; ``AssertionError``
         with the expected, observed and comparison grids and a kubectl line per wrong cell otherwise."""
         result = self.observe(expected, **kwargs)
         if not result.ok:

@@ -188,7 +188,7 @@ def test_the_fixture_in_a_users_test(pytester, local_cluster):
     assert "reachability differs from the expectation" in text and "comparison" in text
     assert "x/a → y/a:8080/TCP: expected connects, observed blocked" in text
     # the namespaces of both tests are gone (or going): they carried the run's labels
-    run_id = json.loads(out.read_text())["run_id"]
+    run_id = json.loads(out.read_text())["run"]["run_id"]  # findings JSON v1 (docs/reports.md)
     listing = new_api_client(ClusterAccess(local_cluster.kubeconfig)).raw(
         "GET", "/api/v1/namespaces", query={"labelSelector": f"kready.dev/run-id={run_id}"})
     assert all(ns["status"].get("phase") == "Terminating" for ns in listing["items"])
