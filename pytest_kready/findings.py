@@ -18,6 +18,7 @@ import logging
 import re
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -519,6 +520,12 @@ class FindingRecorder:
     def __call__(self, verdict: Verdict | str, summary: str = "", **fields: Any) -> Finding:
         fields.setdefault("check_id", self.check_id)
         return record(self.item, Finding(verdict=Verdict(verdict), summary=summary, **fields))
+
+    def record(self, results: CheckResult | Iterable[CheckResult]) -> list[Finding]:
+        """Record what a check module decided: one ``CheckResult`` or several (one per target)."""
+        if isinstance(results, CheckResult):
+            results = [results]
+        return [r.record(self) for r in results]
 
     def passed(self, summary: str = "", **fields: Any) -> Finding:
         return self(Verdict.PASS, summary, **fields)

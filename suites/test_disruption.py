@@ -17,8 +17,7 @@ def _per_namespace(cluster, finding, check, *, nothing: str) -> None:
         except errors.APIForbidden as e:
             finding("not-applicable", f"cannot read namespace {ns}: {e}", target_namespace=ns)
             continue
-        for r in results:
-            r.record(finding)
+        finding.record(results)
         judged += len(results)
     if not judged:
         finding.not_applicable(nothing)

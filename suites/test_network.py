@@ -42,10 +42,6 @@ def network(_network_audit, kready_finding) -> checks.NetworkAudit:
     return _network_audit
 
 
-def _record(results, kready_finding) -> None:
-    for result in results:
-        result.record(kready_finding)
-
 
 @pytest.mark.kready_check("network.enforcement")
 def test_enforcement(network, kready_finding):
@@ -56,22 +52,22 @@ def test_enforcement(network, kready_finding):
 @pytest.mark.kready_check("network.cross-namespace")
 def test_cross_namespace(network, kready_finding):
     """From a fresh namespace, no port of a target namespace is reachable."""
-    _record(checks.cross_namespace(network), kready_finding)
+    kready_finding.record(checks.cross_namespace(network))
 
 
 @pytest.mark.kready_check("network.default-deny")
 def test_default_deny(network, kready_finding):
     """A new pod in each target namespace can neither be reached from another namespace nor reach one."""
-    _record(checks.default_deny(network), kready_finding)
+    kready_finding.record(checks.default_deny(network))
 
 
 @pytest.mark.kready_check("network.dns")
 def test_dns(network, kready_finding):
     """Names still resolve from inside each target namespace under its policies (the positive control)."""
-    _record(checks.dns(network), kready_finding)
+    kready_finding.record(checks.dns(network))
 
 
 @pytest.mark.kready_check("network.egress")
 def test_egress(network, kready_finding):
     """A new pod in each target namespace cannot reach an address outside the pod network."""
-    _record(checks.egress(network), kready_finding)
+    kready_finding.record(checks.egress(network))

@@ -82,5 +82,4 @@ def test_no_wildcard_roles_bound_to_workloads(kready_cluster, bindings, kready_f
 
 @pytest.mark.kready_check("rbac.anonymous")
 def test_anonymous_requests_list_nothing(kready_cluster, rbac_targets, kready_finding):
-    for result in rbac.anonymous(kready_cluster, rbac_targets):
-        result.record(kready_finding)
+    kready_finding.record(rbac.anonymous(kready_cluster, rbac_targets))

@@ -8,10 +8,6 @@ import pytest
 pytestmark = pytest.mark.kready_upgrade
 
 
-def _record(results, finding) -> None:
-    for r in results:
-        r.record(finding)
-
 
 @pytest.mark.kready_check("upgrade.removed-apis")
 @pytest.mark.kready_mode("readonly")
@@ -28,7 +24,7 @@ def test_crd_stored_versions(kready_cluster, kready_finding):
     """No CRD still stores objects in a version that is unserved or deprecated."""
     from pytest_kready.checks import upgrade
 
-    _record(upgrade.crd_stored_versions(kready_cluster), kready_finding)
+    kready_finding.record(upgrade.crd_stored_versions(kready_cluster))
 
 
 @pytest.mark.kready_check("upgrade.drain")
@@ -37,7 +33,7 @@ def test_drain(kready_cluster, kready_finding):
     """Every node drains: a dry-run eviction of each pod a drain evicts is not refused by a disruption budget."""
     from pytest_kready.checks import upgrade
 
-    _record(upgrade.check_drain(kready_cluster), kready_finding)
+    kready_finding.record(upgrade.check_drain(kready_cluster))
 
 
 @pytest.mark.kready_check("upgrade.webhooks")
@@ -46,7 +42,7 @@ def test_webhooks(kready_cluster, kready_finding):
     """Every fail-closed admission webhook answers a dry-run request it intercepts."""
     from pytest_kready.checks import upgrade
 
-    _record(upgrade.check_webhooks(kready_cluster), kready_finding)
+    kready_finding.record(upgrade.check_webhooks(kready_cluster))
 
 
 @pytest.mark.kready_check("upgrade.version-skew")
