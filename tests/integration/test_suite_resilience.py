@@ -313,7 +313,7 @@ def _claimed_through_copies(api, report: dict) -> None:
         assert copy.startswith("kr-sc-") and copy != f["evidence"]["storage_class"]
         made = f["evidence"]["copy"]
         assert made["name"] == copy and made["labels"] == {"app.kubernetes.io/managed-by": "pytest-kready",
-                                                           "kready.dev/run-id": report["run_id"]}
+                                                           "kready.dev/run-id": report["run"]["run_id"]}
         assert (made["provisioner"], made["reclaimPolicy"], made["volumeBindingMode"]) == (
             f["evidence"]["provisioner"], f["evidence"]["class_reclaim_policy"], "WaitForFirstConsumer")
         assert f["evidence"]["volume"]["storageClassName"] == copy

@@ -124,7 +124,7 @@ def test_baseline_profile_fails_every_check_it_should(local_cluster, pytester, m
     assert not wrong, wrong
     assert result.ret == 1
     assert "eyJ" not in text  # no token in the report
-    assert_nothing_left(core, report["run_id"])
+    assert_nothing_left(core, report["run"]["run_id"])
     # evidence names what was tried and how to reproduce it
     f = next(f for f in report["findings"] if f["check_id"] == "pod-security.privileged")
     assert f["response"]["outcome"] == "accepted" and f["repro"].endswith(f"kubectl create --dry-run=server -n {ns} -f -")
@@ -149,7 +149,7 @@ def test_hardened_reference_namespace_passes_every_check(local_cluster, pytester
     assert not wrong, wrong
     assert result.ret == 0, "\n".join(result.outlines[-30:])
     assert "eyJ" not in text
-    assert_nothing_left(core, report["run_id"])
+    assert_nothing_left(core, report["run"]["run_id"])
     refusers = {f["response"]["refused_by"] for f in report["findings"]
                 if f["check_id"].startswith("pod-security.") and f["check_id"] != pod_security.COMPLIANT_CHECK}
     assert refusers == {"Pod Security Admission (restricted:latest)"}
@@ -235,7 +235,7 @@ def test_pod_security_tries_every_registry_control(local_cluster, pytester, monk
                 if f["check_id"] == "pod-security.probe-host":
                     assert "probe or lifecycle host" in f["response"]["message"], (ns, name)
     assert result.ret == 1  # failing findings on both: baseline's namespace, hardened's baseline-only one
-    assert_nothing_left(core, report["run_id"])
+    assert_nothing_left(core, report["run"]["run_id"])
 
 
 # --- stock-safe RBAC checks do fail when the cluster is misconfigured ----------------------------------------
@@ -329,8 +329,8 @@ def test_readonly_run_leaves_zero_new_objects(local_cluster, pytester, monkeypat
     before = snapshot(api)
     _, report, text = run_kready(pytester, monkeypatch, profile="baseline", mode="readonly", namespaces=[ns, "default"])
     after = snapshot(api)
-    run_id = report["run_id"]
-    assert report["mode"] == "readonly"
+    run_id = report["run"]["run_id"]
+    assert report["run"]["mode"] == "readonly"
     mine = [k for k, v in after.items() if v["labels"].get(RUN_ID) == run_id]
     assert not mine, f"objects labelled with the readonly run's id: {mine}"
     # other engineers' tests create and delete their own namespaces meanwhile: what lives in namespaces that
@@ -446,7 +446,7 @@ def test_rbac_checks_with_a_partial_view_are_inconclusive(local_cluster, pyteste
     result, report, text = run_kready_kubeconfig(pytester, kubeconfig, mode="readonly", namespaces=[ns],
                                                  suites=[SUITES[1]])
     got = verdicts(report)
-    assert report["mode"] == "readonly" and report["provider"] == "kubeconfig"
+    assert report["run"]["mode"] == "readonly" and report["run"]["provider"] == "kubeconfig"
     assert (got[("rbac.cluster-admin-subjects", "", None)], got[("rbac.default-sa-exec", "", ns)]) == (
         "inconclusive", "inconclusive")
     assert got[("rbac.default-sa-secrets", "", ns)] == "pass"
@@ -481,7 +481,7 @@ def test_exec_positive_control_by_a_serviceaccount_of_the_run(local_cluster, pyt
     assert scratch["identity"] == f"system:serviceaccount:{scratch['namespace']}:kready-exec-control"
     assert [a["meaning"] for a in f["evidence"]["attempts"]] == ["refused", "refused"]
     assert result.ret == 0
-    assert_nothing_left(core, report["run_id"])
+    assert_nothing_left(core, report["run"]["run_id"])
 
 
 def test_quota_is_decided_by_a_resourcequota_only(local_cluster, pytester, monkeypatch, api, core, ns_factory):

@@ -218,7 +218,7 @@ def test_each_upgrade_blocker_fails_its_check(pytester, monkeypatch, local_clust
     found = by_check(report)
     for f in report["findings"]:
         print(show(f))
-    assert report["mode"] == "readonly"
+    assert report["run"]["mode"] == "readonly"
 
     removed = found["upgrade.removed-apis"]
     assert [f["verdict"] for f in removed] == ["fail"]
