@@ -348,3 +348,17 @@ class PodProbe:
             from .cleanup import Ref
 
             self.cluster.release([Ref("v1", "Namespace", self._scratch)], failed=failed)
+
+
+def module_pod_probe(scratch_prefix: str):
+    """The ``pod_probe`` fixture a suite module shares: one ``PodProbe`` for the module (targets, the compliant
+    pod's answer per namespace, a scratch namespace for real creates), released at the module's end."""
+    import pytest
+
+    @pytest.fixture(scope="module")
+    def pod_probe(request, kready_cluster):
+        probe = PodProbe(kready_cluster, scratch_prefix=scratch_prefix)
+        yield probe
+        probe.close(failed=request.session.testsfailed > 0)
+
+    return pod_probe

@@ -20,11 +20,7 @@ from pytest_kready.checks import pod_security
 pytestmark = pytest.mark.kready_mode("readonly")
 
 
-@pytest.fixture(scope="module")
-def pod_probe(request, kready_cluster):
-    probe = attempts.PodProbe(kready_cluster, scratch_prefix="podsec-scratch")
-    yield probe
-    probe.close(failed=request.session.testsfailed > 0)
+pod_probe = attempts.module_pod_probe("podsec-scratch")
 
 
 def _targets(probe, kready_finding) -> list[str]:
