@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_kready.local import bins, runtime
 from pytest_kready.local import images as images_mod
 from pytest_kready.local.images import ImageImportError, image_tarballs, import_images, list_images, tarball_images
 
@@ -348,9 +349,16 @@ int main(int argc, char **argv) {
 
 
 def _need(tool: str) -> str:
-    path = shutil.which(tool)
+    """The runtime's programs as the local provider runs them (the bundled containerd 2 when the binaries directory
+    holds it, else the host's); other tools from PATH."""
+    rt = runtime.find(bins.bin_dir())
+    if tool in runtime.RUNTIME_BINARIES and rt.bundled:
+        path = rt.program(tool) if Path(rt.program(tool)).is_file() else None
+    else:
+        path = shutil.which(tool)
     if not path:
-        pytest.fail(f"{tool} is missing: apt-get install containerd runc gcc", pytrace=False)
+        pytest.fail(f"{tool} is missing: run tools/build-local-binaries.sh (containerd, runc) or apt-get install gcc",
+                    pytrace=False)
     return path
 
 
@@ -394,6 +402,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
         with open(self.log, "wb") as log:
             self.proc = subprocess.Popen(
                 [_need("containerd"), "--config", str(self.config)],
+                env={**os.environ, "PATH": runtime.find(bins.bin_dir()).env_path()},  # its shim, and runc
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -410,7 +419,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
         raise AssertionError(f"containerd not serving after {timeout}s:\n{self.log.read_text()[-3000:]}")
 
     def ctr(self, *args: str, namespace: str = "k8s.io") -> list[str]:
-        return ["ctr", "--address", self.address, "--namespace", namespace, *args]
+        return [_need("ctr"), "--address", self.address, "--namespace", namespace, *args]
 
     def run(self, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess:
         return subprocess.run(self.ctr(*args), capture_output=True, text=True, timeout=timeout)
@@ -498,7 +507,7 @@ def test_real_containerd_import_and_run(tmp_path, containerd):
     # a ctr that logs its calls, to see the second import skipped
     calls = tmp_path / "ctr-calls"
     wrapper = tmp_path / "ctr"
-    wrapper.write_text(f'#!/bin/sh\necho "$*" >> {calls}\nexec {shutil.which("ctr")} "$@"\n')
+    wrapper.write_text(f'#!/bin/sh\necho "$*" >> {calls}\nexec {_need("ctr")} "$@"\n')
     wrapper.chmod(0o755)
 
     assert import_images(bin_dir, ctr=str(wrapper), address=containerd.address) == [name]
@@ -510,7 +519,7 @@ def test_real_containerd_import_and_run(tmp_path, containerd):
     assert rows[name][2] == res.manifest_digest, ls.stdout
     # the CRI plugin saw it: it adds the image id (config digest) as a reference
     manifest = json.loads(blob(read_layout(bin_dir / "hello.tar"), res.manifest_digest))
-    assert manifest["config"]["digest"] in list_images(address=containerd.address), ls.stdout
+    assert manifest["config"]["digest"] in list_images(ctr=_need("ctr"), address=containerd.address), ls.stdout
     # unpacked for overlayfs: a single layer's snapshot is keyed by its diff id (the chain id)
     snaps = containerd.run("snapshots", "--snapshotter", "overlayfs", "ls")
     assert res.diff_id in snaps.stdout, snaps.stdout
@@ -534,7 +543,7 @@ def test_real_containerd_import_and_run(tmp_path, containerd):
     )
     assert res2.manifest_digest != res.manifest_digest
     assert import_images(bin_dir, ctr=str(wrapper), address=containerd.address) == [name]
-    assert list_images(address=containerd.address)[name] == res2.manifest_digest
+    assert list_images(ctr=_need("ctr"), address=containerd.address)[name] == res2.manifest_digest
     run = containerd.run("run", "--rm", name, "kready-hello-3", timeout=120)
     assert run.stdout.strip() == "kready-hello uid=0 rebuilt", run.stderr
 
@@ -559,7 +568,7 @@ def test_real_containerd_busybox_image(tmp_path, containerd):
         dirs=[moi.Directory("/tmp", 0o1777)],
         config=moi.ImageConfig(entrypoint=["/bin/sh", "-c"], cmd=["echo default"]),
     )
-    assert import_images(tmp_path / "bin", address=containerd.address) == [name]
+    assert import_images(tmp_path / "bin", ctr=_need("ctr"), address=containerd.address) == [name]
     run = containerd.run(
         "run", "--rm", name, "kready-bb", "/bin/sh", "-c",
         "echo hello; id -u; mkdir /tmp/d && touch /tmp/d/f && ls /tmp/d; rm -r /tmp/d; stat -c %a /tmp 2>/dev/null || ls -ld /tmp",
@@ -585,9 +594,9 @@ def test_built_images_import_and_run(containerd):
     if not (bin_dir / images_mod.IMAGES_JSON).is_file():
         pytest.fail(f"no {bin_dir}/images.json: run tools/build-local-binaries.sh", pytrace=False)
     expected = json.loads((bin_dir / "images.json").read_text())
-    names = import_images(bin_dir, address=containerd.address, timeout=600)
+    names = import_images(bin_dir, ctr=_need("ctr"), address=containerd.address, timeout=600)
     assert sorted(set(names)) == sorted(expected)
-    present = list_images(address=containerd.address)
+    present = list_images(ctr=_need("ctr"), address=containerd.address)
     assert all(n in present for n in expected)
 
     def image(prefix: str) -> str:

@@ -14,7 +14,8 @@ import pytest
 
 from pytest_kready import ownership
 from pytest_kready.errors import NotRootError, ProviderError
-from pytest_kready.local import bins, cli
+from pytest_kready.local import bins, cli, components, runtime
+from pytest_kready.local import host as host_mod
 from pytest_kready.local.host import check_host
 from pytest_kready.local.layout import Layout
 from pytest_kready.ownership import Ownership
@@ -299,3 +300,55 @@ def test_up_refuses_a_slot_held_by_a_live_run_and_records_itself(tmp_path, monke
     c.owner_file.unlink()
     c.mark_kept()  # no record: nothing to do
     assert c.ownership() is None
+
+
+# --- the container runtime: bundled with the binaries (containerd 2 from its Go module) or the host's ----------
+def _fake_runtime_dir(root: Path, *, version: str = "v2.3.4") -> Path:
+    bin_dir = root / "bin"
+    (bin_dir / "cni").mkdir(parents=True)
+    for name in runtime.RUNTIME_BINARIES:
+        (bin_dir / name).write_text("#!/bin/sh\n")
+        (bin_dir / name).chmod(0o755)
+    (bin_dir / "containerd").write_text(f"#!/bin/sh\necho containerd github.com/containerd/containerd/v2 {version} abc\n")
+    for p in runtime.CNI_PLUGINS:
+        (bin_dir / "cni" / p).write_text("")
+    return bin_dir
+
+
+def test_runtime_bundled_with_the_binaries_is_used_before_the_hosts(tmp_path):
+    bin_dir = _fake_runtime_dir(tmp_path)
+    rt = runtime.find(bin_dir)
+    assert rt.bundled and rt.missing() == []
+    assert rt.program("containerd") == str(bin_dir / "containerd") and rt.cni_bin == bin_dir / "cni"
+    assert rt.env_path("/usr/bin").split(os.pathsep) == [str(bin_dir), "/usr/bin"]  # the shim, and runc
+    assert rt.containerd_version() == (2, 3, 4)
+    conf = components.containerd_config(Layout(slot=7), rt)
+    assert conf.startswith("version = 3") and f'bin_dirs = ["{bin_dir / "cni"}"]' in conf
+    assert "io.containerd.nri.v1.nri" in conf  # NRI's socket is a fixed host path: off
+    assert 'sandbox = "registry.k8s.io/pause:' in conf
+
+
+def test_runtime_falls_back_to_the_host_and_writes_its_config_version(tmp_path, monkeypatch):
+    rt = runtime.find(tmp_path)  # a release's server/bin: no containerd beside the binaries
+    assert not rt.bundled and rt.program("ctr") == "ctr" and rt.cni_bin == runtime.HOST_CNI_BIN
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "containerd").write_text("#!/bin/sh\necho containerd github.com/containerd/containerd 1.6.20~ds1 1.6.20~ds1-1\n")
+    (old / "containerd").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{old}{os.pathsep}{os.environ['PATH']}")
+    assert rt.containerd_version() == (1, 6, 20)
+    conf = components.containerd_config(Layout(slot=7), rt)
+    assert conf.startswith("version = 2") and 'bin_dir = "/usr/lib/cni"' in conf and "sandbox_image" in conf
+
+
+def test_missing_bundled_runtime_names_what_and_the_fix(tmp_path, monkeypatch):
+    monkeypatch.setattr("os.geteuid", lambda: 0)
+    bin_dir = _fake_runtime_dir(tmp_path)
+    for b in (*host_mod.K8S_BINARIES, *host_mod.EXTRA_BINARIES):
+        (bin_dir / b).write_text("")
+    (bin_dir / "runc").unlink()
+    (bin_dir / "cni" / "bridge").unlink()
+    with pytest.raises(ProviderError) as err:
+        check_host(bin_dir)
+    msg = str(err.value)
+    assert "\n" not in msg and "runc" in msg and "CNI plugins" in msg and "build-local-binaries.sh" in msg

@@ -7,8 +7,8 @@
 #
 # What it makes, under $KREADY_CACHE/kind (default ~/.cache/pytest-kready/kind):
 #   bin/kind-<version>                 kind itself (sigs.k8s.io/kind, Go module)
-#   components/                        containerd, runc, crictl and CNI plugins for the node (Go modules, at the
-#                                      versions kind's own images/base/Dockerfile names)
+#   (../components/, by tools/build-node-components.sh: containerd, runc, crictl and CNI plugins for the node,
+#                                      from Go modules at the versions kind's own images/base/Dockerfile names)
 #   debian/<suite>-<hash>.tar          the node's Debian root file system (debootstrap, Debian's mirror)
 #   base/kready-base-<tag>.tar         the base image kready/base:<tag> (`docker save`), as kind's base image:
 #                                      kind's images/base/files, systemd, the components above
@@ -47,7 +47,7 @@ WORK=$CACHE/build/kind
 LOCAL_BIN=$CACHE/local/k8s-$K8S_VERSION/bin      # tools/build-local-binaries.sh's output
 NODE_DIR=$KDIR/k8s-$K8S_VERSION
 TOOLS=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-mkdir -p "$KDIR/bin" "$KDIR/components" "$KDIR/debian" "$KDIR/base" "$NODE_DIR" "$WORK"
+mkdir -p "$KDIR/bin" "$KDIR/debian" "$KDIR/base" "$NODE_DIR" "$WORK"
 export GOTOOLCHAIN=local GOFLAGS=-buildvcs=false
 
 T0=$SECONDS
@@ -104,77 +104,13 @@ KINDNETD_IMAGE=$(kind_const kindnetdImage const_cni.go)
 
 # ---- 2. node components -----------------------------------------------------------------------------------
 step "node components: containerd $CONTAINERD_VERSION, runc $RUNC_VERSION, crictl $CRICTL_VERSION, CNI plugins $CNI_PLUGINS_VERSION"
-COMP=$KDIR/components
-# gomod DIR VERSION PACKAGE...: a throw-away module requiring the packages' module at VERSION
-gomod() {
-  local dir=$1 ver=$2 pkgs=() p; shift 2
-  for p in "$@"; do pkgs+=("$p@$ver"); done
-  mkdir -p "$dir"
-  ( cd "$dir"
-    [ -f go.mod ] || printf 'module kready.local/%s\n\ngo 1.26.0\n' "$(basename "$dir")" > go.mod
-    go get "${pkgs[@]}" 2>&1 | grep -v '^go: \(added\|upgraded\|downgraded\|finding\|downloading\)' >&2 || true
-    go list "${pkgs[@]%@*}" >/dev/null
-  )
-}
-CTRD=$COMP/containerd-$CONTAINERD_VERSION
-if [ ! -x "$CTRD/containerd" ] || [ ! -x "$CTRD/ctr" ] || [ ! -x "$CTRD/containerd-shim-runc-v2" ]; then
-  log "building containerd $CONTAINERD_VERSION"
-  mod=$WORK/containerd-$CONTAINERD_VERSION
-  gomod "$mod" "$CONTAINERD_VERSION" github.com/containerd/containerd/v2/cmd/containerd \
-    github.com/containerd/containerd/v2/cmd/ctr github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2
-  mkdir -p "$CTRD"
-  ( cd "$mod"
-    ld="-s -w -X github.com/containerd/containerd/v2/version.Version=$CONTAINERD_VERSION -X github.com/containerd/containerd/v2/version.Package=github.com/containerd/containerd/v2"
-    tags="no_aufs no_zfs no_btrfs no_devmapper"
-    CGO_ENABLED=1 go build -trimpath -tags "$tags" -ldflags "$ld" -o "$CTRD/containerd" github.com/containerd/containerd/v2/cmd/containerd
-    CGO_ENABLED=1 go build -trimpath -tags "$tags" -ldflags "$ld" -o "$CTRD/ctr" github.com/containerd/containerd/v2/cmd/ctr
-    CGO_ENABLED=0 go build -trimpath -tags "$tags" -ldflags "$ld" -o "$CTRD/containerd-shim-runc-v2" github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2
-  )
-fi
-RUNC_DIR=$COMP/runc-$RUNC_VERSION
-if [ ! -x "$RUNC_DIR/runc" ]; then
-  log "building runc $RUNC_VERSION (cgo, seccomp: Debian's libseccomp-dev)"
-  if ! pkg-config --exists libseccomp 2>/dev/null; then
-    [ "$(id -u)" = 0 ] || die "runc needs Debian's libseccomp-dev and pkg-config"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libseccomp-dev pkg-config >/dev/null 2>&1 \
-      || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libseccomp-dev pkg-config >/dev/null; }
-  fi
-  mod=$WORK/runc-$RUNC_VERSION
-  gomod "$mod" "$RUNC_VERSION" github.com/opencontainers/runc
-  mkdir -p "$RUNC_DIR"
-  ( cd "$mod"
-    CGO_ENABLED=1 go build -trimpath -buildmode=pie -tags "seccomp urfave_cli_no_docs" \
-      -ldflags "-s -w -X main.version=${RUNC_VERSION#v}" -o "$RUNC_DIR/runc" github.com/opencontainers/runc
-  )
-fi
-CRICTL_DIR=$COMP/crictl-$CRICTL_VERSION
-if [ ! -x "$CRICTL_DIR/crictl" ]; then
-  log "building crictl $CRICTL_VERSION"
-  mod=$WORK/cri-tools-$CRICTL_VERSION
-  gomod "$mod" "$CRICTL_VERSION" sigs.k8s.io/cri-tools/cmd/crictl
-  mkdir -p "$CRICTL_DIR"
-  ( cd "$mod"
-    CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X sigs.k8s.io/cri-tools/pkg/version.Version=$CRICTL_VERSION" \
-      -o "$CRICTL_DIR/crictl" sigs.k8s.io/cri-tools/cmd/crictl
-  )
-fi
-CNI_DIR=$COMP/cni-plugins-$CNI_PLUGINS_VERSION
-CNI_PLUGINS=(ipam/host-local main/loopback main/ptp meta/portmap)
-cni_missing=
-for p in "${CNI_PLUGINS[@]}"; do [ -x "$CNI_DIR/$(basename "$p")" ] || cni_missing=1; done
-if [ -n "$cni_missing" ]; then
-  log "building CNI plugins $CNI_PLUGINS_VERSION (${CNI_PLUGINS[*]})"
-  mod=$WORK/cni-plugins-$CNI_PLUGINS_VERSION
-  gomod "$mod" "$CNI_PLUGINS_VERSION" "${CNI_PLUGINS[@]/#/github.com/containernetworking/plugins/plugins/}"
-  mkdir -p "$CNI_DIR"
-  ( cd "$mod"
-    for p in "${CNI_PLUGINS[@]}"; do
-      CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X github.com/containernetworking/plugins/pkg/utils/buildversion.BuildVersion=$CNI_PLUGINS_VERSION" \
-        -o "$CNI_DIR/$(basename "$p")" "github.com/containernetworking/plugins/plugins/$p"
-    done
-  )
-fi
-log "containerd: $("$CTRD/containerd" --version | cut -d' ' -f3) runc: $("$RUNC_DIR/runc" --version | head -n1 | cut -d' ' -f3) crictl: $("$CRICTL_DIR/crictl" --version | cut -d' ' -f3)"
+# built by tools/build-node-components.sh (shared with the local provider), at the versions kind's base image uses
+declare -A COMPONENT
+while IFS='=' read -r k v; do COMPONENT[$k]=$v; done < <(CONTAINERD_VERSION=$CONTAINERD_VERSION RUNC_VERSION=$RUNC_VERSION \
+  CRICTL_VERSION=$CRICTL_VERSION CNI_PLUGINS_VERSION=$CNI_PLUGINS_VERSION KREADY_CACHE=$CACHE bash "$TOOLS/build-node-components.sh")
+CTRD=${COMPONENT[containerd]} RUNC_DIR=${COMPONENT[runc]} CRICTL_DIR=${COMPONENT[crictl]} CNI_DIR=${COMPONENT[cni]}
+[ -x "$CTRD/containerd" ] && [ -x "$RUNC_DIR/runc" ] && [ -x "$CRICTL_DIR/crictl" ] || die "tools/build-node-components.sh did not build the node components"
+CNI_PLUGINS=(host-local loopback ptp portmap)  # what the node image's /opt/cni/bin gets
 
 # ---- 3. Debian root file system ---------------------------------------------------------------------------
 # the packages kind's images/base/Dockerfile installs

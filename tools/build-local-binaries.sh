@@ -124,6 +124,22 @@ if [ ! -x "$BIN/local-path-provisioner" ]; then
   )
 fi
 
+# ---- the node's container runtime ------------------------------------------------------------------------
+# containerd 2.x, its shim, runc and the CNI plugins, built from Go modules by tools/build-node-components.sh (the
+# same ones the kind node image gets), installed beside the Kubernetes binaries: the local provider runs these,
+# not the host's (Debian's containerd 1.6 is too old for kubelet 1.37).
+declare -A COMPONENT
+while IFS='=' read -r k v; do COMPONENT[$k]=$v; done < <(KREADY_CACHE=$CACHE bash "$TOOLS/build-node-components.sh")
+[ -n "${COMPONENT[containerd]:-}" ] && [ -n "${COMPONENT[runc]:-}" ] && [ -n "${COMPONENT[cni]:-}" ] \
+  || die "tools/build-node-components.sh did not build the node components"
+# install SRC DEST: copy when missing or different (cmp), so a cached directory is left as it is
+put() { cmp -s "$1" "$2" 2>/dev/null || { install -m 0755 "$1" "$2.tmp" && mv -f "$2.tmp" "$2"; }; }
+mkdir -p "$BIN/cni"
+for c in containerd ctr containerd-shim-runc-v2; do put "${COMPONENT[containerd]}/$c" "$BIN/$c"; done
+put "${COMPONENT[runc]}/runc" "$BIN/runc"
+for p in bridge host-local loopback portmap; do put "${COMPONENT[cni]}/$p" "$BIN/cni/$p"; done
+log "runtime: $("$BIN/containerd" --version | cut -d' ' -f3), runc $("$BIN/runc" --version | head -n1 | cut -d' ' -f3), CNI plugins in $BIN/cni"
+
 # ---- images -------------------------------------------------------------------------------------
 PAUSE_IMAGE=registry.k8s.io/pause:$PAUSE_TAG
 AGNHOST_IMAGE=registry.k8s.io/e2e-test-images/agnhost:$AGNHOST_TAG
@@ -255,7 +271,7 @@ with open(tmp, "w") as f:
 os.replace(tmp, sys.argv[1])
 PY
 
-printf 'k8s=%s etcd=%s coredns=%s go=%s pause=%s agnhost=%s local-path-provisioner=%s\n' "$K8S_VERSION" "$ETCD_VERSION" "$COREDNS_VERSION" "$GO_VERSION" "$PAUSE_TAG" "$AGNHOST_TAG" "$LPP_VERSION" > "$OUT/VERSIONS"
+printf 'k8s=%s etcd=%s coredns=%s go=%s pause=%s agnhost=%s local-path-provisioner=%s containerd=%s\n' "$K8S_VERSION" "$ETCD_VERSION" "$COREDNS_VERSION" "$GO_VERSION" "$PAUSE_TAG" "$AGNHOST_TAG" "$LPP_VERSION" "$(basename "${COMPONENT[containerd]}")" > "$OUT/VERSIONS"
 log "done: everything is in $BIN"
 echo "$BIN"
 exit 0

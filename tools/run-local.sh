@@ -16,14 +16,14 @@ say() { printf '[run-local %dm%02ds] %s\n' $(((SECONDS - START) / 60)) $(((SECON
 [ "$(id -u)" = 0 ] || { echo "run-local: the local provider needs root (processes, network namespace, mounts): run it with sudo" >&2; exit 4; }
 
 need=()
-for cmd in containerd runc iptables ipset conntrack; do command -v "$cmd" >/dev/null || need+=("$cmd"); done
-[ -x /usr/lib/cni/bridge ] || need+=(cni)
+for cmd in iptables ipset conntrack pkg-config gcc; do command -v "$cmd" >/dev/null || need+=("$cmd"); done
+pkg-config --exists libseccomp 2>/dev/null || need+=(libseccomp-dev)
 [ -x /bin/busybox ] || need+=(busybox)
 if [ ${#need[@]} -gt 0 ]; then
   say "step 1 of 4: installing Debian packages (missing: ${need[*]})"
   apt-get update -q >/dev/null
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q containerd runc containernetworking-plugins iptables ipset \
-    conntrack busybox-static >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q iptables ipset conntrack busybox-static \
+    gcc pkg-config libseccomp-dev >/dev/null  # containerd, runc and CNI plugins are built from Go modules
 else
   say "step 1 of 4: Debian packages present"
 fi

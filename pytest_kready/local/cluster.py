@@ -30,7 +30,7 @@ from ..errors import ProviderError
 from ..etcd import ETCD_RESTORE_FLAGS
 from ..ownership import Ownership
 from ..profiles import load_profile
-from . import addon_install, components, netns, pki
+from . import addon_install, components, netns, pki, runtime
 from .host import Host, check_host
 from .images import import_images
 from .layout import Layout
@@ -53,6 +53,7 @@ class LocalCluster:
         self.procs = Processes(self.layout)
         self.host = Host(self.layout, self.procs)
         self.argv = components.Argv(self.layout, self.bin)
+        self.runtime = runtime.find(self.bin)
         self.timings: dict[str, float] = {}
         self.images: list[str] = []
 
@@ -172,7 +173,7 @@ class LocalCluster:
         lay.path("resolv.conf").write_text("# a local cluster resolves nothing outside cluster.local\n")
         pki.write_cluster_pki(lay, self.pki, self.conf)
         (lay.path("cni", "net.d") / "10-kready.conflist").write_text(components.cni_config(lay))
-        (self.conf / "containerd.toml").write_text(components.containerd_config(lay))
+        (self.conf / "containerd.toml").write_text(components.containerd_config(lay, self.runtime))
         (self.conf / "kubelet.yaml").write_text(yaml.safe_dump(components.kubelet_config(lay, self.pki)))
         (self.conf / "kube-proxy.yaml").write_text(
             yaml.safe_dump(components.kube_proxy_config(lay, self.conf / "kube-proxy.kubeconfig"))
@@ -182,7 +183,8 @@ class LocalCluster:
         self.host.make_cgroups()
 
     def _start_runtime_and_etcd(self) -> None:
-        self.procs.start("containerd", ["containerd", "--config", str(self.conf / "containerd.toml")])
+        self.procs.start("containerd", [self.runtime.program("containerd"), "--config", str(self.conf / "containerd.toml")],
+                         env={"PATH": self.runtime.env_path()})
         self.start_etcd()
 
     def start_etcd(self, timeout: float = 30) -> None:
@@ -222,7 +224,7 @@ class LocalCluster:
 
     def _import_images(self) -> None:
         t = time.monotonic()
-        self.images = import_images(self.bin, address=str(self.layout.containerd_socket))
+        self.images = import_images(self.bin, ctr=self.runtime.program("ctr"), address=str(self.layout.containerd_socket))
         self.timings["images"] = time.monotonic() - t
 
     def image_named(self, prefix: str) -> str:

@@ -8,6 +8,7 @@ from pathlib import Path
 import yaml
 
 from .layout import Layout
+from .runtime import Runtime
 
 PAUSE_IMAGE = "registry.k8s.io/pause:3.10.2"
 
@@ -26,14 +27,62 @@ def write_kubeconfig(path: Path, *, server: str, ca: Path, cert: Path, key: Path
     return path
 
 
-def containerd_config(layout: Layout) -> str:
+def containerd_config(layout: Layout, rt: Runtime) -> str:
+    """containerd's configuration: version 3 for containerd 2.x (the bundled one), version 2 for a host's 1.6/1.7.
+
+    Nothing shared with another cluster: NRI off (its socket is a fixed host path); state, sockets and runc's root
+    under this cluster's directories. (containerd 2 always adds ``/etc/containerd/conf.d/*.toml`` to its imports.)"""
+    version = rt.containerd_version()
+    if version is None or version[0] >= 2:
+        return _containerd_config_v3(layout, rt.cni_bin)
+    return _containerd_config_v2(layout, rt.cni_bin)
+
+
+_DISABLED_PLUGINS = """disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs",
+  "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.zfs", "io.containerd.tracing.processor.v1.otlp",
+  "io.containerd.internal.v1.tracing", "io.containerd.nri.v1.nri"]"""
+
+
+def _containerd_config_v3(layout: Layout, cni_bin: Path) -> str:
+    base = layout.base
+    return f"""version = 3
+root = "{base / 'containerd'}"
+state = "{layout.run / 'containerd'}"
+{_DISABLED_PLUGINS}
+
+[grpc]
+  address = "{layout.containerd_socket}"
+
+[plugins."io.containerd.internal.v1.opt"]
+  path = "{base / 'containerd-opt'}"
+
+[plugins."io.containerd.cri.v1.images"]
+  snapshotter = "overlayfs"
+  [plugins."io.containerd.cri.v1.images".pinned_images]
+    sandbox = "{PAUSE_IMAGE}"
+
+[plugins."io.containerd.cri.v1.runtime"]
+  restrict_oom_score_adj = true
+  netns_mounts_under_state_dir = true
+  [plugins."io.containerd.cri.v1.runtime".containerd]
+    default_runtime_name = "runc"
+    [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc.options]
+        SystemdCgroup = false
+        Root = "{layout.run / 'runc'}"
+  [plugins."io.containerd.cri.v1.runtime".cni]
+    bin_dirs = ["{cni_bin}"]
+    conf_dir = "{base / 'cni' / 'net.d'}"
+"""
+
+
+def _containerd_config_v2(layout: Layout, cni_bin: Path) -> str:
     base = layout.base
     return f"""version = 2
 root = "{base / 'containerd'}"
 state = "{layout.run / 'containerd'}"
-disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs",
-  "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.zfs", "io.containerd.tracing.processor.v1.otlp",
-  "io.containerd.internal.v1.tracing"]
+{_DISABLED_PLUGINS}
 
 [grpc]
   address = "{layout.containerd_socket}"
@@ -45,7 +94,6 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
   sandbox_image = "{PAUSE_IMAGE}"
   restrict_oom_score_adj = true
   netns_mounts_under_state_dir = true
-  enable_cdi = false
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
     default_runtime_name = "runc"
@@ -55,7 +103,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
         SystemdCgroup = false
         Root = "{layout.run / 'runc'}"
   [plugins."io.containerd.grpc.v1.cri".cni]
-    bin_dir = "/usr/lib/cni"
+    bin_dir = "{cni_bin}"
     conf_dir = "{base / 'cni' / 'net.d'}"
 """
 

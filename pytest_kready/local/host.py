@@ -10,14 +10,13 @@ import subprocess
 from pathlib import Path
 
 from ..errors import NotRootError, ProviderError
-from . import netns
+from . import netns, runtime
 from .layout import NOT_ROOT, Layout
 from .processes import Processes, terminate
 
 K8S_BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy")
 EXTRA_BINARIES = ("etcd", "etcdctl", "etcdutl")
-HOST_TOOLS = ("containerd", "containerd-shim-runc-v2", "runc", "ctr", "nsenter", "ip", "iptables", "iptables-restore")
-CNI_BIN = Path("/usr/lib/cni")
+HOST_TOOLS = ("nsenter", "ip", "iptables", "iptables-restore")
 CGROUP_FS = Path("/sys/fs/cgroup")
 CONTAINER_LOGS = Path("/var/log/containers")
 CNI_RESULTS = Path("/var/lib/cni/results")
@@ -37,13 +36,20 @@ def check_host(bin_dir: Path) -> None:
             "at a Kubernetes server release's bin directory, or build one with tools/build-local-binaries.sh"
         )
     tools = [t for t in HOST_TOOLS if shutil.which(t) is None]
-    if not (CNI_BIN / "bridge").exists():
-        tools.append(f"CNI plugins in {CNI_BIN}")
     if tools:
         raise ProviderError(
-            f"local provider: {', '.join(tools)} not found; install them (Debian: apt-get install containerd runc "
-            "containernetworking-plugins iptables ipset conntrack)"
+            f"local provider: {', '.join(tools)} not found; install them (Debian: apt-get install iptables ipset "
+            "conntrack util-linux iproute2)"
         )
+    rt = runtime.find(bin_dir)
+    gone = rt.missing()
+    if gone:
+        fix = ("rerun tools/build-local-binaries.sh, which installs containerd, runc and the CNI plugins there"
+               if rt.bundled else
+               "build the binaries with tools/build-local-binaries.sh (it installs containerd 2, runc and the CNI "
+               "plugins beside them), or install the host's (Debian: apt-get install containerd runc "
+               "containernetworking-plugins)")
+        raise ProviderError(f"local provider: {', '.join(gone)} not found in {bin_dir if rt.bundled else 'PATH'}; {fix}")
 
 
 class Host:
