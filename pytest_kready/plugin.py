@@ -73,6 +73,10 @@ def pytest_configure(config: pytest.Config) -> None:
     ks.guard.install()
     config.pluginmanager.register(fixtures, "kready-fixtures")
     config.pluginmanager.register(FindingsReporter(config, settings, ks.meta), "kready-findings")
+    if settings.timings_path is not None:  # --kready-timings: where the run's time went (pytest_kready/timings.py)
+        from .timings import TimingsPlugin
+
+        config.pluginmanager.register(TimingsPlugin(settings.timings_path, ks.meta), "kready-timings")
     from .reports import html as html_report  # with --html: Environment rows, scorecard, finding blocks, grids
     html_report.register(config, ks.meta)
     if config.args_source != pytest.Config.ArgsSource.ARGS:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from . import errors, labels
+from . import errors, labels, timings
 from .cleanup import Ref, SignalGuard, cleanup_run, delete_owned, mark_kept, shielded, sweep
 from .access import ClusterAccess
 from .providers.base import Capabilities, ControlPlane, Provider
@@ -261,24 +261,31 @@ class KreadySession:
         s = self.settings
         self.provider = provider = select_provider(s, pytest_kind=self.pytest_kind)
         self.meta["provider"] = provider.name
-        access = provider.create()
+        with timings.phase("cluster.create", provider=provider.name):
+            access = provider.create()
+        timings.steps("cluster.create", getattr(provider, "timings", None))  # the provider's own steps, if any
         self.messages.extend(getattr(provider, "notes", ()))  # e.g. a killed run's cluster torn down first
         probe = client.new_api_client(access, mode=s.mode, retry_deadline=10, retry_attempts=3)
-        version = preflight.check_reachable(probe)
-        self.meta["server_version"] = version
-        preflight.check_run_permissions(preflight.AccessReviewer(probe), s)
+        with timings.phase("preflight"):
+            version = preflight.check_reachable(probe)
+            self.meta["server_version"] = version
+            preflight.check_run_permissions(preflight.AccessReviewer(probe), s)
         if s.mode != READONLY:
-            swept = sweep(probe, current_run_id=s.run_id, grace=s.sweep_grace)
+            with timings.phase("sweep"):
+                swept = sweep(probe, current_run_id=s.run_id, grace=s.sweep_grace)
             if swept:
                 self.messages.append(f"swept {len(swept)} object(s) left by earlier runs: "
                                      + ", ".join(map(str, swept[:10])))
         if provider.capabilities.apply_allowed:  # kind/local: made by this run, or started by the user and named
             prepare = getattr(provider, "prepare", None)
             if prepare is not None:
-                prepare(probe)
+                with timings.phase("prepare"):
+                    prepare(probe)
         if s.apply:
-            self._apply(probe, provider)  # first: --kready-namespaces may name what it creates
-        self._check_namespaces(probe)
+            with timings.phase("apply"):
+                self._apply(probe, provider)  # first: --kready-namespaces may name what it creates
+        with timings.phase("check-namespaces"):
+            self._check_namespaces(probe)
         probe.close()
         return Cluster(self, provider, access, version)
 
@@ -333,7 +340,7 @@ class KreadySession:
         if provider is None:
             return
         keep = keeps(self.settings.keep, failed)
-        with shielded():
+        with shielded(), timings.phase("cleanup"):
             try:
                 # a cluster the provider attached to (local: already up) outlives the run: clean it like an existing one
                 if provider.capabilities.ephemeral and not getattr(provider, "attached", False):
@@ -341,7 +348,8 @@ class KreadySession:
                         describe = getattr(provider, "describe_kept", None)
                         self.messages.append(describe() if describe else f"{provider.name} cluster kept")
                     else:
-                        provider.destroy()
+                        with timings.phase("cluster.destroy"):
+                            provider.destroy()
                 elif cluster is not None and self.settings.mode != READONLY:
                     api = cluster.api_client()
                     if keep:
@@ -352,9 +360,10 @@ class KreadySession:
                             if ref not in self.kept:
                                 self.kept.append(ref)
                     else:
-                        for ref in reversed(self.applied.created if self.applied else []):
-                            delete_owned(api, ref, self.settings.run_id)  # any kind; only if it carries our labels
-                        left = cleanup_run(api, self.settings.run_id)
+                        with timings.phase("cleanup.objects"):
+                            for ref in reversed(self.applied.created if self.applied else []):
+                                delete_owned(api, ref, self.settings.run_id)  # any kind; only with our labels
+                            left = cleanup_run(api, self.settings.run_id)
                         if left:
                             self.messages.append("still deleting at the deadline: " + ", ".join(map(str, left)))
             except (errors.KreadyError, errors.APIError) as e:

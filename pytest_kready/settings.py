@@ -83,6 +83,9 @@ OPTIONS: tuple[Opt, ...] = (
         "findings both do)", "WHAT"),
     Opt("min-severity", "only findings of this severity or above fail the exit status: low | medium | high | "
         "critical (default: every severity)", "LEVEL"),
+    Opt("timings", "write where the run's time went to this JSON file: pytest's durations per test, the plugin's "
+        "phases (cluster start, preflight, sweep, apply, cleanup), fixtures' setup and teardown, waits "
+        "(pytest_kready/timings.py; read by tools/bench_run.py)", "PATH"),
     Opt("image", f"probe image (default {DEFAULT_IMAGE})", "IMAGE"),
     Opt("local-bin-dir", "directory of Kubernetes binaries for the local provider, laid out like "
         "kubernetes/server/bin (env KREADY_LOCAL_BIN_DIR)", "DIR", env="KREADY_LOCAL_BIN_DIR"),
@@ -124,6 +127,7 @@ class Settings:
     keep: str = "none"
     json_path: Path | None = None
     sarif_path: Path | None = None
+    timings_path: Path | None = None
     waivers_path: Path | None = None
     compare_path: Path | None = None
     fail_on: str = "inconclusive"  # the exit status fails on fail and inconclusive findings ("fail": fail only)
@@ -176,6 +180,7 @@ class Settings:
         keep = _choice("keep", get("keep"), KEEP) or "none"
         json_path = raw.path(get("json"), sources.get("json"))
         sarif_path = raw.path(get("sarif"), sources.get("sarif"))
+        timings_path = raw.path(get("timings"), sources.get("timings"))
         waivers_path = raw.path(get("waivers"), sources.get("waivers"))
         compare_path = raw.path(get("compare"), sources.get("compare"))
         fail_on = _choice("fail-on", get("fail-on"), FAIL_ON) or "inconclusive"
@@ -183,11 +188,14 @@ class Settings:
         for flag, p in (("--kready-waivers", waivers_path), ("--kready-compare", compare_path)):
             if p is not None and not p.is_file():
                 raise _usage(f"{flag}={p}: no such file")
-        for flag, p in (("--kready-json", json_path), ("--kready-sarif", sarif_path)):
+        outputs = (("--kready-json", json_path), ("--kready-sarif", sarif_path), ("--kready-timings", timings_path))
+        for flag, p in outputs:
             if p is not None and p.is_dir():
                 raise _usage(f"{flag}={p} is a directory; give a file name")
-        if json_path is not None and sarif_path is not None and json_path == sarif_path:
-            raise _usage(f"--kready-json and --kready-sarif name the same file {json_path}; give two files")
+        for i, (flag, p) in enumerate(outputs):
+            for other, q in outputs[i + 1:]:
+                if p is not None and q is not None and p == q:
+                    raise _usage(f"{flag} and {other} name the same file {p}; give two files")
         image = get("image") or DEFAULT_IMAGE
         local_bin_dir = raw.path(get("local-bin-dir"), sources.get("local-bin-dir")) or default_local_bin_dir()
         sweep_grace = parse_duration(get("sweep-grace"), DEFAULT_SWEEP_GRACE)
@@ -234,7 +242,8 @@ class Settings:
         return cls(
             enabled=enabled, provider=provider, kubeconfig=kubeconfig, context=context, profile=profile,
             cluster_config=cluster_config, apply=apply_paths, namespaces=namespaces, mode=mode, keep=keep,
-            json_path=json_path, sarif_path=sarif_path, waivers_path=waivers_path, compare_path=compare_path,
+            json_path=json_path, sarif_path=sarif_path, timings_path=timings_path, waivers_path=waivers_path,
+            compare_path=compare_path,
             fail_on=fail_on, min_severity=min_severity, image=image, local_bin_dir=local_bin_dir, sweep_grace=sweep_grace,
             run_id=run_id or labels.new_run_id(), sources=sources,
             rollout_target=rollout_target, rollout_path=rollout_path, storage_classes=storage_classes,

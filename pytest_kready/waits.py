@@ -8,6 +8,8 @@ from typing import Any, TypeVar
 
 import tenacity
 
+from . import timings
+
 T = TypeVar("T")
 
 
@@ -41,7 +43,8 @@ def wait_for(
         retry = retry | tenacity.retry_if_exception_type(retry_on)
     retrying = tenacity.Retrying(stop=tenacity.stop_after_delay(timeout), wait=wait, retry=retry, reraise=False)
     try:
-        return retrying(condition)
+        with timings.phase("wait", what=what):  # polling time, per what (--kready-timings)
+            return retrying(condition)
     except tenacity.RetryError as e:
         attempt = e.last_attempt
         if attempt.failed:

@@ -146,6 +146,12 @@ class LocalProvider:
             self._audit, record, allow_etcd_restore=bool(getattr(self.settings, "allow_etcd_restore", False)))
         return ClusterAccess(kubeconfig=self.cluster.kubeconfig, context=None)
 
+    @property
+    def timings(self) -> dict[str, float]:
+        """Seconds per start step (``LocalCluster.timings``: cleanup, apiserver, images, node-ready, addons-ready,
+        up) when this run started the cluster; empty when it attached (pytest_kready.timings records them)."""
+        return dict(self.cluster.timings) if self._started and not self.attached else {}
+
     def control_plane(self) -> ControlPlane | None:
         if self._control_plane is None:
             self._control_plane = LocalControlPlane(self.cluster)

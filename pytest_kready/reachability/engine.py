@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from .. import errors
+from .. import errors, timings
 from ..kube import pod_ready, wait_default_serviceaccount
 from ..labels import created_annotation
 from ..settings import DEFAULT_IMAGE
@@ -361,15 +361,17 @@ class Engine:
         for row, col in controls:
             plan.setdefault(row, []).append(col)
         by_key = {s.key: s for s in list(sources) + list(control_sources)}
-        sessions = {key: self._take_session(by_key[key], [probes[c] for c in plan[key]])
-                    for key in plan if plan[key]}
-        try:
-            return self._sample(shape, sessions, plan, probes, expected=expected, deadline=deadline, settle=settle,
-                                min_rounds=min_rounds, pause=pause, settle_pause=settle_pause,
-                                sources=list(sources) + list(control_sources), namespaces=namespaces, alive=alive)
-        finally:
-            for key, session in sessions.items():
-                self._give_back(by_key[key], session)
+        with timings.phase("reach.observe", cells=sum(1 for _ in shape.cells()), sources=len(plan)):
+            sessions = {key: self._take_session(by_key[key], [probes[c] for c in plan[key]])
+                        for key in plan if plan[key]}
+            try:
+                return self._sample(shape, sessions, plan, probes, expected=expected, deadline=deadline,
+                                    settle=settle, min_rounds=min_rounds, pause=pause, settle_pause=settle_pause,
+                                    sources=list(sources) + list(control_sources), namespaces=namespaces,
+                                    alive=alive)
+            finally:
+                for key, session in sessions.items():
+                    self._give_back(by_key[key], session)
 
     # --- probe sessions, kept open between observations ----------------------------------------------------
     def _session_key(self, source: Source, probes: Sequence[Probe]) -> tuple:
