@@ -67,6 +67,7 @@ class Finding:
     scope: str | None = None  # "cluster" to file it under the cluster (reports.model decides when None)
     object: dict[str, Any] | None = None  # {kind, namespace, name} of the object it is about, if the check knows
     waiver: dict[str, Any] | None = None  # set by the reporter when a waiver in force covers it
+    variant: str | None = None  # which variant of the check; None: the test id's parameters (reports.model)
 
     def __post_init__(self):
         self.verdict = Verdict(self.verdict)
@@ -102,12 +103,15 @@ class CheckResult:
     response: Any = None
     scope: str | None = None  # optional: "cluster"; otherwise pytest_kready.reports.model places the finding
     object: dict[str, Any] | None = None  # optional: {kind, namespace, name} of the object the result is about
+    check_id: str | None = None  # optional: another check's id than the recording test's (a check judged in passing)
+    variant: str | None = None  # optional: which variant of the check (else from the test id's parameters)
 
     def __post_init__(self):
         self.verdict = Verdict(self.verdict)
 
     def record(self, kready_finding) -> Finding:
-        extra = {k: v for k, v in (("scope", self.scope), ("object", self.object)) if v is not None}
+        extra = {k: v for k, v in (("scope", self.scope), ("object", self.object), ("check_id", self.check_id),
+                                   ("variant", self.variant)) if v is not None}
         return kready_finding(self.verdict, self.summary, target_namespace=self.target_namespace,
                               severity=self.severity, evidence=self.evidence, repro=self.repro,
                               remediation=self.remediation, references=self.references, request=self.request,

@@ -17,13 +17,15 @@ from .settings import MODES, OPTIONS, OPTIONS_BY_NAME, Settings
 MARKERS = (
     "kready_mode(mode): the least run mode a check needs: readonly, standard (default) or disruptive",
     "kready_needs(capability, ...): provider capabilities a check needs (ephemeral, control-plane-exec, etcd, "
-    "etcd-restore, audit-log); not-applicable with the provider's reason otherwise",
+    "etcd-restore, audit-log, upgrade-in-place); not-applicable with the provider's reason otherwise",
     "kready_needs_permission(verb, resource, group='', namespace=None, subresource=None): a permission the check "
     "needs (SelfSubjectAccessReview); not-applicable naming it otherwise",
     "kready_check(id): the check id findings and reports carry",
     "kready_upgrade: a check of the upgrade suite; collected only with --kready-upgrade-to (deselected otherwise)",
+    "kready_rehearsal: the in-place upgrade of --kready-upgrade-rehearsal, run between the two phases of the checks "
+    "(deselected otherwise)",
 )
-CAPABILITY_NAMES = ("ephemeral", "control-plane-exec", "etcd", "etcd-restore", "audit-log")
+CAPABILITY_NAMES = ("ephemeral", "control-plane-exec", "etcd", "etcd-restore", "audit-log", "upgrade-in-place")
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -79,6 +81,8 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(TimingsPlugin(settings.timings_path, ks.meta), "kready-timings")
     from .reports import html as html_report  # with --html: Environment rows, scorecard, finding blocks, grids
     html_report.register(config, ks.meta)
+    if settings.upgrade_rehearsal is not None:  # every check before and after the in-place upgrade
+        config.pluginmanager.register(importlib.import_module(".rehearsal_phases", __package__), "kready-rehearsal")
     if config.args_source != pytest.Config.ArgsSource.ARGS:
         config.args = [str(suites_dir())]  # no test paths given: run the shipped suites
 
@@ -136,14 +140,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def _deselect_upgrade(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Without --kready-upgrade-to the upgrade suite is not run: its items are deselected."""
+    """Without --kready-upgrade-to the upgrade suite is not run, without --kready-upgrade-rehearsal the rehearsal:
+    their items are deselected."""
     from .session import session_of
 
-    if session_of(config).settings.upgrade_to is not None:
-        return
-    dropped = [item for item in items if item.get_closest_marker("kready_upgrade") is not None]
+    settings = session_of(config).settings
+    unwanted = [m for m, on in (("kready_upgrade", settings.upgrade_to is not None),
+                                ("kready_rehearsal", settings.upgrade_rehearsal is not None)) if not on]
+    dropped = [item for item in items if any(item.get_closest_marker(m) is not None for m in unwanted)]
     if dropped:
-        items[:] = [item for item in items if item.get_closest_marker("kready_upgrade") is None]
+        items[:] = [item for item in items if item not in dropped]
         config.hook.pytest_deselected(items=dropped)
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from . import labels
+from . import labels, rehearsal
 from .local.bins import bin_dir as default_local_bin_dir
 
 READONLY, STANDARD, DISRUPTIVE = "readonly", "standard", "disruptive"
@@ -103,6 +103,10 @@ OPTIONS: tuple[Opt, ...] = (
         flag=True),
     Opt("upgrade-to", "the Kubernetes minor version you are about to upgrade to, e.g. 1.37: runs the upgrade suite "
         "(upgrade.*) against it; without it the upgrade suite is not run", "MINOR"),
+    Opt("upgrade-rehearsal", "local provider, disruptive: start the cluster at OLD, run the suites, upgrade it in "
+        "place to NEW under load (upgrade.rehearsal: requests lost, API unavailability per step), run the suites "
+        "again and report the verdicts that changed; both versions' binaries built with tools/build-local-binaries.sh",
+        "OLD:NEW"),
 )
 OPTIONS_BY_NAME = {o.name: o for o in OPTIONS}
 
@@ -141,6 +145,7 @@ class Settings:
     allowed_registries: tuple[str, ...] | None = None  # None: no allow-list given
     allow_etcd_restore: bool = False  # the etcd restore drill on an attached (not ephemeral) cluster
     upgrade_to: str | None = None  # "1.37": the minor version the upgrade suite judges against; None: not run
+    upgrade_rehearsal: tuple[str, str] | None = None  # ("v1.36.2", "v1.37.2"): the rehearsal's versions
     run_id: str = dataclasses.field(default_factory=labels.new_run_id)
     sources: dict[str, str] = dataclasses.field(default_factory=dict, compare=False)
 
@@ -205,6 +210,29 @@ class Settings:
         allowed_registries = _allowed_registries(get("allowed-registries"))
         allow_etcd_restore = _parse_bool("kready_allow_etcd_restore", get("allow-etcd-restore"))
         upgrade_to = _upgrade_to(get("upgrade-to"))
+        upgrade_rehearsal = _upgrade_rehearsal(get("upgrade-rehearsal"))
+        if upgrade_rehearsal is not None:
+            old, new = upgrade_rehearsal
+            if provider not in (None, "local"):
+                raise _usage(f"--kready-upgrade-rehearsal upgrades a local cluster in place; it cannot be used with "
+                             f"--kready-provider={provider} (use --kready-provider=local)")
+            if upgrade_to is not None and upgrade_to != rehearsal.minor_of(new):
+                raise _usage(f"--kready-upgrade-to={upgrade_to} and --kready-upgrade-rehearsal=...:{new.lstrip('v')} "
+                             "name different targets; drop --kready-upgrade-to")
+            if sources.get("local-bin-dir") not in (None, "default"):
+                raise _usage("--kready-upgrade-rehearsal takes both versions' binaries from the cache "
+                             "(tools/build-local-binaries.sh); drop --kready-local-bin-dir")
+            for version in (old, new):
+                if not (default_local_bin_dir(version) / "kube-apiserver").is_file():
+                    raise _usage(f"--kready-upgrade-rehearsal: no binaries for Kubernetes {version} in "
+                                 f"{default_local_bin_dir(version)}; build them with "
+                                 f"K8S_VERSION={version} bash tools/build-local-binaries.sh")
+            provider, upgrade_to = "local", rehearsal.minor_of(new)
+            local_bin_dir = default_local_bin_dir(old)
+            if mode not in (None, DISRUPTIVE):
+                raise _usage(f"--kready-upgrade-rehearsal is disruptive (it restarts the control plane and the "
+                             f"node); drop --kready-mode={mode}")
+            mode = DISRUPTIVE
 
         # an existing cluster only when named
         if kubeconfig is not None or context is not None:
@@ -248,6 +276,7 @@ class Settings:
             run_id=run_id or labels.new_run_id(), sources=sources,
             rollout_target=rollout_target, rollout_path=rollout_path, storage_classes=storage_classes,
             allowed_registries=allowed_registries, allow_etcd_restore=allow_etcd_restore, upgrade_to=upgrade_to,
+            upgrade_rehearsal=upgrade_rehearsal,
         )
 
 
@@ -378,3 +407,13 @@ def _upgrade_to(value: Any) -> str | None:
         raise _usage(f"--kready-upgrade-to={value}: give the Kubernetes minor version you upgrade to, e.g. 1.37 "
                      "(not a patch version)")
     return f"{m.group(1)}.{int(m.group(2))}"
+
+
+def _upgrade_rehearsal(value: Any) -> tuple[str, str] | None:
+    """``1.36.2:1.37.2`` → ``("v1.36.2", "v1.37.2")``."""
+    if value in (None, ""):
+        return None
+    try:
+        return rehearsal.parse_versions(str(value))
+    except ValueError as e:
+        raise _usage(f"--kready-upgrade-rehearsal={value}: {e}") from None

@@ -62,3 +62,15 @@ def test_backup(kready_cluster, kready_namespace, kready_finding):
     from pytest_kready.checks import upgrade
 
     upgrade.backup(kready_cluster, kready_namespace(name_prefix="upgrade-backup")).record(kready_finding)
+
+
+@pytest.mark.kready_rehearsal
+@pytest.mark.kready_check("upgrade.rehearsal")
+@pytest.mark.kready_mode("disruptive")
+@pytest.mark.kready_needs("upgrade-in-place", "control-plane-exec", "etcd")
+def test_upgrade_rehearsal(kready_cluster, kready_namespace, kready_finding):
+    """--kready-upgrade-rehearsal=OLD:NEW: the cluster upgraded in place under load, between the two phases of the
+    checks; upgrade.version-skew judged in the mid-state too."""
+    from pytest_kready.checks import upgrade
+
+    kready_finding.record(upgrade.rehearse(kready_cluster, kready_namespace(name_prefix="rehearsal")))

@@ -23,7 +23,7 @@ from pytest_kready.resources import suites_dir
 ROOT = Path(__file__).resolve().parent.parent
 GENERATOR = ROOT / "tools" / "gen_removed_apis.py"
 SUITE = suites_dir() / "test_upgrade.py"
-UPGRADE_TESTS = 6
+UPGRADE_TESTS = 6  # the checks of the upgrade suite (besides the rehearsal's upgrade step)
 
 # --- the option ----------------------------------------------------------------------------------------------
 
@@ -69,11 +69,12 @@ def test_without_the_option_the_upgrade_suite_is_deselected(pytester):
     """No cluster is needed to see it: collection alone deselects (and selects) the suite."""
     pytester.makeini("[pytest]\n")
     without = pytester.runpytest("-p", "no:cacheprovider", "--kready", "--collect-only", "-q", str(SUITE))
-    assert f"no tests collected ({UPGRADE_TESTS} deselected)" in without.stdout.str()
+    assert f"no tests collected ({UPGRADE_TESTS + 1} deselected)" in without.stdout.str()
     with_it = pytester.runpytest("-p", "no:cacheprovider", "--kready", "--kready-upgrade-to=1.37", "--collect-only",
                                  "-q", str(SUITE))
-    assert f"{UPGRADE_TESTS} tests collected" in with_it.stdout.str()
-    assert "deselected" not in with_it.stdout.str()
+    # the rehearsal's in-place upgrade only with --kready-upgrade-rehearsal
+    assert f"{UPGRADE_TESTS}/{UPGRADE_TESTS + 1} tests collected (1 deselected)" in with_it.stdout.str()
+    assert "test_upgrade_rehearsal" not in with_it.stdout.str()
     # the other suites are not touched by the deselection
     other = pytester.runpytest("-p", "no:cacheprovider", "--kready", "--collect-only", "-q",
                                str(suites_dir() / "test_disruption.py"))
@@ -88,8 +89,8 @@ def test_every_upgrade_check_carries_the_marker_and_a_check_id():
     ids = [d.args[0].value for t in tests for d in t.decorator_list
            if isinstance(d, ast.Call) and getattr(d.func, "attr", "") == "kready_check"]
     assert sorted(ids) == sorted([up.REMOVED_APIS_CHECK, up.CRD_CHECK, up.DRAIN_CHECK, up.WEBHOOKS_CHECK,
-                                  up.SKEW_CHECK, up.BACKUP_CHECK])
-    assert len(tests) == UPGRADE_TESTS
+                                  up.SKEW_CHECK, up.BACKUP_CHECK, up.REHEARSAL_CHECK])
+    assert len(tests) == UPGRADE_TESTS + 1
     assert "pytestmark = pytest.mark.kready_upgrade" in SUITE.read_text()
 
 
@@ -623,3 +624,74 @@ def test_versions_from_images(image, version):
                                          ("", None), (None, None), ("latest", None)])
 def test_minor_of(text, minor):
     assert up.minor_of(text) == minor
+
+
+def _fake_versions(root: Path, *versions: str) -> None:
+    for v in versions:
+        d = root / "local" / f"k8s-{v}" / "bin"
+        d.mkdir(parents=True)
+        (d / "kube-apiserver").write_text("")
+
+
+def test_the_rehearsal_runs_every_check_before_and_after_the_upgrade(pytester, monkeypatch, tmp_path):
+    """Collection alone shows the order: every check of every suite in phase before, the upgrade, every one after."""
+    _fake_versions(tmp_path, "v1.36.2", "v1.37.2")
+    monkeypatch.setenv("KREADY_CACHE", str(tmp_path))
+    pytester.makeini("[pytest]\n")
+    other = suites_dir() / "test_disruption.py"
+    r = pytester.runpytest("-p", "no:cacheprovider", "--kready", "--kready-upgrade-rehearsal=1.36.2:1.37.2",
+                           "--collect-only", "-q", str(other), str(SUITE))
+    ids = [line for line in r.stdout.lines if "::" in line]
+    n = UPGRADE_TESTS + 3  # the upgrade checks and test_disruption's three
+    assert len(ids) == 2 * n + 1, r.stdout.str()
+    assert all(i.endswith("before]") for i in ids[:n]), ids
+    assert ids[n].endswith("test_upgrade.py::test_upgrade_rehearsal"), ids
+    assert all(i.endswith("after]") for i in ids[n + 1:]), ids
+    assert [i.replace("before]", "") for i in ids[:n]] == [i.replace("after]", "") for i in ids[n + 1:]]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--kready-upgrade-rehearsal=1.36.2:1.38.0"], "one minor version at a time"),
+    (["--kready-upgrade-rehearsal=1.36"], "OLD:NEW"),
+    (["--kready-upgrade-rehearsal=1.36.2:1.37.2", "--kready-provider=kind"], "--kready-provider=local"),
+    (["--kready-upgrade-rehearsal=1.36.2:1.37.2", "--kready-mode=readonly"], "disruptive"),
+    (["--kready-upgrade-rehearsal=1.36.2:1.37.2", "--kready-upgrade-to=1.38"], "different targets"),
+    (["--kready-upgrade-rehearsal=1.36.2:1.37.9"], "K8S_VERSION=v1.37.9 bash tools/build-local-binaries.sh"),
+])
+def test_rehearsal_usage_errors_are_one_line(pytester, monkeypatch, tmp_path, args, message):
+    _fake_versions(tmp_path, "v1.36.2", "v1.37.2")
+    monkeypatch.setenv("KREADY_CACHE", str(tmp_path))
+    pytester.makeini("[pytest]\n")
+    r = pytester.runpytest("-p", "no:cacheprovider", "--kready", "--collect-only", *args, str(SUITE))
+    assert r.ret == pytest.ExitCode.USAGE_ERROR
+    err = [line for line in r.stderr.lines if line.strip()]
+    assert any(message in line for line in err), r.stderr.str()
+    assert "Traceback" not in r.stderr.str()
+
+
+def test_verdict_changes_pair_the_phases():
+    from pytest_kready import rehearsal
+
+    found = [
+        {"check_id": "a", "target_key": "ns/x", "variant": "root-before", "verdict": "pass"},
+        {"check_id": "a", "target_key": "ns/x", "variant": "root-after", "verdict": "fail"},
+        {"check_id": "b", "target_key": "cluster", "variant": "before", "verdict": "pass"},
+        {"check_id": "b", "target_key": "cluster", "variant": "after", "verdict": "pass"},
+        {"check_id": "c", "target_key": "cluster", "variant": "before", "verdict": "pass"},
+        {"check_id": "upgrade.version-skew", "target_key": "cluster", "variant": "mid-upgrade", "verdict": "pass"},
+    ]
+    assert rehearsal.verdict_changes(found) == [
+        {"check_id": "a", "target_key": "ns/x", "variant": "root", "before": "pass", "after": "fail"},
+        {"check_id": "c", "target_key": "cluster", "variant": None, "before": "pass", "after": None},
+    ]
+
+
+def test_rehearsal_windows_count_losses_and_the_longest_gap():
+    from pytest_kready.rehearsal import Sample, window
+
+    s = [Sample(0.0, True), Sample(1.0, False, "ConnectionRefusedError"), Sample(1.5, False), Sample(2.5, True),
+         Sample(3.0, False), Sample(9.0, True)]
+    assert window(s, 0.0, 2.9) == {"requests": 4, "failed": 2, "longest_gap_s": 1.5,
+                                   "errors": ["ConnectionRefusedError"]}
+    assert window(s, 2.9, 4.0)["longest_gap_s"] == 1.0  # still failing at the window's end
+    assert window(s, 0, 10)["longest_gap_s"] == 6.0

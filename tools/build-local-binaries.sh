@@ -16,7 +16,10 @@ set -euo pipefail
 
 K8S_VERSION=${K8S_VERSION:-v1.36.2}
 STAGING_VERSION=v0.${K8S_VERSION#v1.}
-ETCD_VERSION=${ETCD_VERSION:-v3.6.8}
+# BUILD_SET=upgrade: only what an in-place upgrade restarts (API server, controller manager, scheduler, kubelet,
+# kube-proxy, kubectl): the newer version of --kready-upgrade-rehearsal needs no more
+BUILD_SET=${BUILD_SET:-all}
+ETCD_VERSION=${ETCD_VERSION:-}           # default: the etcd the release's go.mod requires (v1.36.2: v3.6.8, v1.37.2: v3.7.0)
 COREDNS_VERSION=${COREDNS_VERSION:-v1.12.4}
 GO_VERSION=$(go env GOVERSION)   # the machine's Go (same minor as the release's .go-version, 1.26.4)
 PAUSE_TAG=${PAUSE_TAG:-3.10.2}
@@ -34,6 +37,14 @@ WORK=$CACHE/build
 mkdir -p "$BIN" "$WORK"
 export GOTOOLCHAIN=local GOFLAGS=-buildvcs=false CGO_ENABLED=0
 
+# the etcd version k8s.io/kubernetes@$K8S_VERSION requires (its go.mod's go.etcd.io/etcd/client/v3), unless set
+if [ -z "$ETCD_VERSION" ]; then
+  gomod_file=$(cd "$WORK" && go mod download -json "k8s.io/kubernetes@$K8S_VERSION" \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')
+  ETCD_VERSION=$(awk '$1 == "go.etcd.io/etcd/client/v3" {print $2; exit}' "$gomod_file")
+  [ -n "$ETCD_VERSION" ] || { printf '[build] error: no go.etcd.io/etcd/client/v3 in %s\n' "$gomod_file" >&2; exit 1; }
+fi
+
 START=$SECONDS
 STEP=0
 STEPS=20  # module, 7 Kubernetes commands, agnhost, etcd, etcdctl, etcdutl, coredns, pause, local-path, 5 images
@@ -44,8 +55,13 @@ die() { printf '[build] error: %s\n' "$*" >&2; exit 1; }
 TOOLS=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 k8s_cmds=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl kubeadm)
+extra_cmds=(agnhost etcd etcdctl etcdutl)
+if [ "$BUILD_SET" = upgrade ]; then
+  k8s_cmds=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl)
+  extra_cmds=()
+fi
 missing=()
-for c in "${k8s_cmds[@]}" agnhost etcd etcdctl etcdutl; do [ -x "$BIN/$c" ] || missing+=("$c"); done
+for c in "${k8s_cmds[@]}" "${extra_cmds[@]}"; do [ -x "$BIN/$c" ] || missing+=("$c"); done
 if [ ${#missing[@]} -gt 0 ]; then
   mod=$WORK/k8s-$K8S_VERSION
   mkdir -p "$mod"
@@ -89,11 +105,19 @@ GO
       step "building $c"
       go build -trimpath -ldflags "-s -w -X k8s.io/component-base/version.gitVersion=$K8S_VERSION -X k8s.io/client-go/pkg/version.gitVersion=$K8S_VERSION" -o "$BIN/$c" "k8s.io/kubernetes/cmd/$c"
     done
+    [ "$BUILD_SET" = upgrade ] && exit 0
     [ -x "$BIN/agnhost" ] || { step "building agnhost"; go build -trimpath -ldflags "-s -w" -o "$BIN/agnhost" k8s.io/kubernetes/test/images/agnhost; }
     [ -x "$BIN/etcd" ] || { step "building etcd"; go build -trimpath -ldflags "-s -w" -o "$BIN/etcd" go.etcd.io/etcd/server/v3; }
     [ -x "$BIN/etcdctl" ] || { step "building etcdctl"; go build -trimpath -ldflags "-s -w" -o "$BIN/etcdctl" go.etcd.io/etcd/etcdctl/v3; }
     [ -x "$BIN/etcdutl" ] || { step "building etcdutl"; go build -trimpath -ldflags "-s -w" -o "$BIN/etcdutl" go.etcd.io/etcd/etcdutl/v3; }
   )
+fi
+
+if [ "$BUILD_SET" = upgrade ]; then
+  printf 'k8s=%s go=%s set=upgrade\n' "$K8S_VERSION" "$GO_VERSION" > "$OUT/VERSIONS"
+  log "done (what an in-place upgrade restarts): $BIN"
+  echo "$BIN"
+  exit 0
 fi
 
 if [ ! -x "$BIN/coredns" ]; then

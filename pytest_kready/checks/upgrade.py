@@ -49,6 +49,7 @@ CRD or webhook is the natural unit); ``suites/test_upgrade.py`` only records the
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import json
@@ -71,6 +72,7 @@ DRAIN_CHECK = "upgrade.drain"
 WEBHOOKS_CHECK = "upgrade.webhooks"
 SKEW_CHECK = "upgrade.version-skew"
 BACKUP_CHECK = "upgrade.backup"
+REHEARSAL_CHECK = "upgrade.rehearsal"
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 DEPRECATION_GUIDE = "https://kubernetes.io/docs/reference/using-api/deprecation-guide/"
@@ -1374,3 +1376,23 @@ def backup(cluster, namespace: str) -> CheckResult:
     result.summary = f"before the upgrade: {result.summary}"
     result.references = tuple(result.references) + (ETCD_BACKUP_DOC,)
     return result
+
+
+# --- upgrade.rehearsal ----------------------------------------------------------------------------------------------
+
+def rehearse(cluster, namespace: str) -> list[CheckResult]:
+    """The in-place upgrade of ``--kready-upgrade-rehearsal`` (pytest_kready.rehearsal) on ``cluster``'s control
+    plane: the ``upgrade.rehearsal`` result, and ``upgrade.version-skew`` judged in the mid-state (new control
+    plane, old node), recorded as that check's variant ``mid-upgrade``."""
+    from .. import rehearsal
+
+    old, new = cluster.settings.upgrade_rehearsal
+    result, mid = rehearsal.run(
+        cluster.api_client(), cluster.no_retry_client_factory(), cluster.control_plane, namespace, cluster.run_id,
+        cluster.settings.image, old=old, new=new,
+        skew_check=lambda: check_version_skew(cluster, rehearsal.minor_of(new)))
+    if mid is None:
+        return [result]
+    mid = dataclasses.replace(mid, check_id="upgrade.version-skew", variant="mid-upgrade",
+                              summary=f"mid-upgrade (control plane {new}, node {old}): {mid.summary}")
+    return [result, mid]

@@ -270,6 +270,54 @@ class LocalCluster:
         self.start_apiserver(timeout)
         self._start_controllers()
 
+    # --- in-place upgrade (the upgrade rehearsal) -------------------------------------------------------------
+    # the documented order: the API server first, then the controller manager and scheduler, then the node
+    UPGRADE_STEPS = (("kube-apiserver",), ("kube-controller-manager", "kube-scheduler"), ("kubelet", "kube-proxy"))
+
+    def upgrade_step(self, names: tuple[str, ...], bin_dir: Path, *, timeout: float = 90) -> None:
+        """One step of an in-place upgrade: stop ``names`` and start them from ``bin_dir`` (another Kubernetes
+        version's binaries directory, see pytest_kready.local.bins), then wait until they serve: the API server's
+        /readyz, the node Ready with the new kubelet version. etcd, containerd and the pods keep running. After
+        the node step ``bin_dir`` is the cluster's binaries directory."""
+        argv = components.Argv(self.layout, Path(bin_dir))
+        c = self.conf
+        command = {
+            "kube-apiserver": lambda: argv.apiserver(
+                self.profile.rendered_args(conf=str(c), logdir=str(self.layout.path("logs")))),
+            "kube-controller-manager": lambda: argv.controller_manager(c / "kube-controller-manager.kubeconfig"),
+            "kube-scheduler": lambda: argv.scheduler(c / "kube-scheduler.kubeconfig"),
+            "kubelet": lambda: argv.kubelet(c / "kubelet.yaml", c / "kubelet.kubeconfig"),
+            "kube-proxy": lambda: argv.kube_proxy(c / "kube-proxy.yaml"),
+        }
+        unknown = [n for n in names if n not in command]
+        if unknown:
+            raise ValueError(f"not an upgradable component: {', '.join(unknown)}")
+        for name in names:
+            self.procs.stop(name, timeout=15)
+        for name in names:
+            self.procs.start(name, command[name]())
+        if "kube-apiserver" in names:
+            wait_for("kube-apiserver", lambda: self._https_ok("/readyz"), timeout=timeout,
+                     diagnose=lambda: self._died("kube-apiserver") or self.procs.log_tail("kube-apiserver", 5))
+        if "kubelet" in names:
+            version = _binary_version(Path(bin_dir) / "kubelet")
+            core = k8s.CoreV1Api(api_client_for(self.kubeconfig))
+
+            def kubelet_upgraded():
+                node = core.read_node(self.layout.node_name)
+                ready = any(x.type == "Ready" and x.status == "True" for x in node.status.conditions or [])
+                return ready and (version is None or node.status.node_info.kubelet_version == version)
+
+            wait_for(f"node with kubelet {version}", kubelet_upgraded, timeout=timeout, diagnose=self._kubelet_diagnosis)
+        time.sleep(1)  # a component that fails on its configuration exits at once: look before saying it runs
+        died = [self._died(n) for n in names if self._died(n)]
+        if died:
+            raise ProviderError(f"local cluster: upgrade step failed: {died[0]}")
+        if "kubelet" in names:
+            self.bin, self.argv = Path(bin_dir), argv
+            self.layout.path("cluster.json").write_text(
+                json.dumps({"profile": self.profile.name, "bin_dir": str(self.bin)}))
+
     # --- helpers ---------------------------------------------------------------------------------------------
     def _died(self, name: str) -> str:
         if self.procs.running(name):
@@ -281,3 +329,13 @@ class LocalCluster:
 
     def _https_ok(self, path: str) -> bool:
         return https_ok(self.layout.api_url + path, self.pki / "ca.crt")
+
+
+def _binary_version(path: Path) -> str | None:
+    """``v1.37.2`` from ``<binary> --version`` ("Kubernetes v1.37.2"); None when it cannot be read."""
+    try:
+        out = subprocess.run([str(path), "--version"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    words = out.split()
+    return words[1] if len(words) >= 2 and words[1].startswith("v") else None

@@ -22,6 +22,7 @@ CONTROL_PLANE_EXEC = "control-plane-exec"
 ETCD = "etcd"
 ETCD_RESTORE = "etcd-restore"
 AUDIT_LOG = "audit-log"
+UPGRADE_IN_PLACE = "upgrade-in-place"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,6 +34,7 @@ class Capabilities:
     etcd: bool = False  # etcd client access through ControlPlane.run (read keys, take snapshots)
     etcd_restore: bool = False  # the restore drill may roll etcd back: made by this run, or --kready-allow-etcd-restore
     audit_log: str | None = None  # path of the audit log as seen by ControlPlane.run, when there is one
+    upgrade_in_place: bool = False  # the control plane can restart its components from another version's binaries
     apply_allowed: bool = False  # --kready-apply may go here: a kind/local cluster made by this run or started by the user
     reasons: dict[str, str] = dataclasses.field(default_factory=dict)
 
@@ -44,6 +46,7 @@ class Capabilities:
                 ETCD: self.etcd,
                 ETCD_RESTORE: self.etcd_restore,
                 AUDIT_LOG: self.audit_log is not None,
+                UPGRADE_IN_PLACE: self.upgrade_in_place,
             }[name]
         )
 

@@ -15,6 +15,7 @@ On its slot (``KREADY_LOCAL_SLOT``, default 0) the provider reads who started th
 from __future__ import annotations
 
 import dataclasses
+import os
 import subprocess
 from pathlib import Path
 
@@ -27,7 +28,7 @@ from ..local.cluster import LocalCluster
 from ..local.layout import Layout
 from ..local.netns import in_netns
 from ..ownership import Ownership
-from .base import AUDIT_LOG, EPHEMERAL, ETCD_RESTORE, Capabilities, ControlPlane
+from .base import AUDIT_LOG, EPHEMERAL, ETCD_RESTORE, UPGRADE_IN_PLACE, Capabilities, ControlPlane
 
 NO_AUDIT_LOG = "the cluster's API server writes no audit log (profile baseline has none)"
 
@@ -58,6 +59,28 @@ class LocalControlPlane:
     def read_file(self, path: str) -> bytes:
         return Path(path).read_bytes()
 
+    def start(self, argv: list[str]) -> subprocess.Popen:
+        """Start ``argv`` on the node (the cluster's network namespace) in the background; stdout is a text pipe.
+        The caller stops it."""
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+            [str(Path(__file__).resolve().parents[2]), *filter(None, [os.environ.get("PYTHONPATH")])])}
+        return subprocess.Popen(in_netns(self.cluster.layout, list(argv)), stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True, env=env)
+
+    # --- in-place upgrade (the upgrade rehearsal; capability upgrade-in-place) ----------------------------------
+    @property
+    def upgrade_steps(self) -> tuple[tuple[str, ...], ...]:
+        return LocalCluster.UPGRADE_STEPS
+
+    def upgrade_step(self, names: tuple[str, ...], version: str) -> None:
+        """Restart ``names`` from ``version``'s binaries directory (pytest_kready.local.bins)."""
+        target = default_bin_dir(version)
+        if not (target / "kube-apiserver").is_file():
+            raise ProviderError(f"no binaries for Kubernetes {version} in {target}: build them with "
+                                f"K8S_VERSION={version} bash tools/build-local-binaries.sh")
+        self.cluster.upgrade_step(names, target)
+        self.bin_dir = self.cluster.bin
+
     def restore_etcd(self, snapshot: str, *, timeout: float = 180) -> None:
         self.cluster.restore_etcd(snapshot, timeout=timeout)
         self.etcd = dataclasses.replace(self.etcd, data_dir=str(self.cluster.etcd_data_dir))
@@ -66,7 +89,7 @@ class LocalControlPlane:
 def owned_capabilities(audit: str | None) -> Capabilities:
     """A cluster this run started: ephemeral, every control-plane capability."""
     return Capabilities(ephemeral=True, control_plane_exec=True, etcd=True, etcd_restore=True, audit_log=audit,
-                        apply_allowed=True, reasons={AUDIT_LOG: NO_AUDIT_LOG})
+                        apply_allowed=True, upgrade_in_place=True, reasons={AUDIT_LOG: NO_AUDIT_LOG})
 
 
 def attached_capabilities(audit: str | None, record: Ownership, *, allow_etcd_restore: bool) -> Capabilities:
@@ -80,7 +103,9 @@ def attached_capabilities(audit: str | None, record: Ownership, *, allow_etcd_re
     why = f"attached to a local cluster {made}; pass --kready-allow-etcd-restore to run the restore drill on it"
     return Capabilities(ephemeral=False, control_plane_exec=True, etcd=True, etcd_restore=allow_etcd_restore,
                         audit_log=audit, apply_allowed=True,
-                        reasons={EPHEMERAL: why, ETCD_RESTORE: why, AUDIT_LOG: NO_AUDIT_LOG})
+                        reasons={EPHEMERAL: why, ETCD_RESTORE: why, AUDIT_LOG: NO_AUDIT_LOG,
+                                 UPGRADE_IN_PLACE: f"attached to a local cluster {made}; the upgrade rehearsal "
+                                                   "upgrades only a cluster the run starts"})
 
 
 class LocalProvider:

@@ -146,7 +146,7 @@ def finding_record(data: dict[str, Any]) -> dict[str, Any]:
         "repro": out.get("repro"), "remediation": out.get("remediation"),
         "references": list(out.get("references") or []), "waiver": waiver, "original_verdict": original,
         "nodeid": out.get("nodeid"), "recorded_at": iso(recorded) if isinstance(recorded, (int, float)) else recorded,
-        "variant": out.get("variant", variant_of(out.get("nodeid"))),
+        "variant": out.get("variant") or variant_of(out.get("nodeid")),
         "target_namespace": out.get("target_namespace"),
         "request": out.get("request"), "response": out.get("response"),
     }

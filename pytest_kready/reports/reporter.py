@@ -348,7 +348,13 @@ class FindingsReporter:
         other = [n for n in self.failed_nodeids if n not in self.judged_nodeids]
         gate = gate_mod.decide(records, listing, pytest_status=status, fail_on=self.fail_on,
                                min_severity=self.min_severity, other_failures=other)
-        return model.document(run, records, waivers=listing, compare=cmp, gate=gate)
+        doc = model.document(run, records, waivers=listing, compare=cmp, gate=gate)
+        versions = getattr(self.settings, "upgrade_rehearsal", None)
+        if versions is not None:  # the upgrade rehearsal: what changed between the phases
+            from ..rehearsal_phases import changes_section
+
+            doc["rehearsal"] = changes_section(records, versions)
+        return doc
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         """Before pytest-html writes its page (trylast) and after the tests: the document, the exit status, the
