@@ -46,7 +46,11 @@ def setup(layout: Layout) -> None:
     _ip("link", "set", layout.host_if, "up")
     _ip(*ns, "addr", "add", f"{layout.node_ip}/{layout.node_prefix}", "dev", layout.node_if)
     _ip(*ns, "link", "set", layout.node_if, "up")
-    # No default route inside the namespace: an address outside the cluster is unreachable from it.
+    # No default route inside the namespace: an address outside the cluster is unreachable from it. The Service
+    # range gets a route of its own (a node's default route serves it elsewhere): a locally sent packet to a
+    # ClusterIP needs one before kube-proxy's OUTPUT rules rewrite it to a pod — the API server calling a webhook or
+    # an aggregated API through its Service, a process on the node calling a Service.
+    _ip(*ns, "route", "add", layout.service_cidr, "dev", layout.node_if, "src", layout.node_ip)
     for key, value in (
         ("net/ipv4/ip_forward", "1"),
         ("net/bridge/bridge-nf-call-iptables", "1"),

@@ -24,6 +24,7 @@ import uuid
 
 import pytest
 
+from pytest_kready.cache import cache_dir
 from pytest_kready.local.bins import bin_dir as version_bin_dir
 from pytest_kready.local.cluster import LocalCluster
 from pytest_kready.local.layout import Layout
@@ -70,6 +71,7 @@ def test_rehearsal_upgrades_in_place_under_load(pytester, monkeypatch):
         assert (version_bin_dir(version) / "kube-apiserver").is_file(), (
             f"build Kubernetes {version}: K8S_VERSION={version} bash tools/build-local-binaries.sh")
     monkeypatch.setenv("KREADY_LOCAL_SLOT", SLOT)
+    monkeypatch.setenv("KREADY_CACHE", str(cache_dir()))  # pytester moves HOME: keep the real cache
     monkeypatch.delenv("KREADY_LOCAL_BIN_DIR", raising=False)
     manifest = pytester.path / "team.yaml"
     manifest.write_text(TEAM)
