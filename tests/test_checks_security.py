@@ -320,6 +320,18 @@ def test_cluster_admin_offenders_are_the_non_system_subjects():
     assert rbac.cluster_admin_bindings(crbs) == ["cluster-admin", "ops", "everyone"]
 
 
+def test_kubeadms_admin_conf_group_is_the_platforms_binding_not_an_offender():
+    kubeadm = binding("kubeadm:cluster-admins", "cluster-admin", [{"kind": "Group", "name": "kubeadm:cluster-admins"}])
+    # the same group bound under another name, or another subject in kubeadm's binding, is someone's choice
+    other_name = binding("admins", "cluster-admin", [{"kind": "Group", "name": "kubeadm:cluster-admins"}])
+    extra = binding("kubeadm:cluster-admins", "cluster-admin", [{"kind": "User", "name": "alice"}])
+    in_ns = binding("kubeadm:cluster-admins", "cluster-admin", [{"kind": "Group", "name": "kubeadm:cluster-admins"}],
+                    ns="team")
+    assert rbac.cluster_admin_offenders([kubeadm], []) == []
+    assert [o["subject"] for o in rbac.cluster_admin_offenders([other_name, extra], [in_ns])] == [
+        "Group kubeadm:cluster-admins", "User alice", "Group kubeadm:cluster-admins"]
+
+
 def test_wildcard_roles_bound_to_workloads():
     stock = {"metadata": {"name": "cluster-admin", "labels": {"kubernetes.io/bootstrapping": "rbac-defaults"}},
              "rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]}

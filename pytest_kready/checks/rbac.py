@@ -138,8 +138,24 @@ def _binding_ref(b: dict) -> str:
     return f"{kind} {where}{meta.get('name')}"
 
 
+# kubeadm (since 1.29, kubeadm init's phase "kubeconfig/admin") binds cluster-admin to the group of its admin.conf
+# credential, so that credential can be revoked without system:masters: kind's and every kubeadm cluster's own,
+# reported in the evidence as the platform's, not as an offender.
+KUBEADM_ADMINS = "kubeadm:cluster-admins"
+KUBEADM_ADMINS_NOTE = ("kubeadm binds cluster-admin to the group kubeadm:cluster-admins, the identity of its "
+                       "admin.conf (cmd/kubeadm/app/phases/kubeconfig): whoever holds that file or a certificate "
+                       "with O=kubeadm:cluster-admins is cluster-admin; keep it out of CI and people's hands")
+
+
+def is_platform_admin_binding(binding: dict, subject: dict) -> bool:
+    """kubeadm's own ClusterRoleBinding kubeadm:cluster-admins → Group kubeadm:cluster-admins."""
+    return ((binding.get("metadata") or {}).get("name") == KUBEADM_ADMINS and not binding["metadata"].get("namespace")
+            and subject.get("kind") == "Group" and subject.get("name") == KUBEADM_ADMINS)
+
+
 def cluster_admin_offenders(cluster_bindings: list[dict], role_bindings: list[dict]) -> list[dict[str, str]]:
-    """Non-system subjects bound to the ClusterRole cluster-admin (cluster-wide, or in one namespace)."""
+    """Non-system subjects bound to the ClusterRole cluster-admin (cluster-wide, or in one namespace); kubeadm's
+    own binding of its admin.conf group is the platform's, not an offender (``is_platform_admin_binding``)."""
     out = []
     for scope, items in (("cluster-wide", cluster_bindings), ("namespace", role_bindings)):
         for b in items:
@@ -147,6 +163,8 @@ def cluster_admin_offenders(cluster_bindings: list[dict], role_bindings: list[di
             if role.get("kind") != "ClusterRole" or role.get("name") != "cluster-admin":
                 continue
             for s in b.get("subjects") or []:
+                if scope == "cluster-wide" and is_platform_admin_binding(b, s):
+                    continue
                 if not is_system_subject(s):
                     where = scope if scope == "cluster-wide" else f"namespace {b['metadata'].get('namespace')}"
                     out.append({"binding": _binding_ref({**b, "kind": "ClusterRoleBinding" if scope == "cluster-wide"
@@ -688,6 +706,11 @@ def cluster_admin_subjects(bindings: Bindings) -> CheckResult:
                            **fields)
     offenders = cluster_admin_offenders(cluster, namespaced or [])
     evidence["offenders"] = offenders
+    platform = [f"ClusterRoleBinding {b['metadata']['name']} → Group {s['name']}" for b in cluster
+                if (b.get("roleRef") or {}).get("name") == "cluster-admin"
+                for s in b.get("subjects") or [] if is_platform_admin_binding(b, s)]
+    if platform:
+        evidence["platform_bindings"] = {"bindings": platform, "note": KUBEADM_ADMINS_NOTE}
     evidence["system_serviceaccounts"] = {
         f"{s.get('namespace')}/{s.get('name')}": control_plane_serviceaccount(s.get("namespace"), s.get("name"))
         for b in cluster + (namespaced or []) if (b.get("roleRef") or {}).get("name") == "cluster-admin"
@@ -711,8 +734,9 @@ def cluster_admin_subjects(bindings: Bindings) -> CheckResult:
             f"({', '.join(stock)}), but the RoleBindings could not be listed (HTTP {bindings.namespaced_listing.status}), "
             "so a RoleBinding to cluster-admin in any namespace would go unseen (grant list rolebindings cluster-wide)",
             **fields)
+    kubeadm = f"; kubeadm's admin.conf group {KUBEADM_ADMINS} (see evidence)" if platform else ""
     return CheckResult(Verdict.PASS, f"cluster-admin is bound only to system subjects ({', '.join(stock)}; "
-                       f"{len(namespaced)} RoleBindings read)", **fields)
+                       f"{len(namespaced)} RoleBindings read{kubeadm})", **fields)
 
 
 def wildcards(api, bindings: Bindings) -> CheckResult:

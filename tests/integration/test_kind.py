@@ -183,16 +183,12 @@ NO_ENFORCEMENT = ("kind's node image has no kindnetd (it cannot be built offline
 UNDECIDABLE = ("no network check concludes once network.enforcement found NetworkPolicy not enforced (its canary "
                "policy did not block traffic): inconclusive, never a pass, with the enforcement failure as reason")
 
-KUBEADM_ADMINS = ("kind's control plane is kubeadm's: since Kubernetes 1.29 kubeadm binds cluster-admin to the group "
-                  "kubeadm:cluster-admins (the identity of its admin.conf, which kind hands out), a non-system subject "
-                  "the check names; the local provider's admin credential is in system:masters and binds nothing")
 _COMMON = {
     "network.enforcement": allowed("pass", "fail", NO_ENFORCEMENT),
     "network.default-deny": allowed("pass|fail", "inconclusive", UNDECIDABLE),
     "network.cross-namespace": allowed("pass|fail", "inconclusive", UNDECIDABLE),
     "network.dns": allowed("pass|fail", "inconclusive", UNDECIDABLE),
     "network.egress": allowed("pass|fail", "inconclusive", UNDECIDABLE),
-    "rbac.cluster-admin-subjects": allowed("pass", "fail", KUBEADM_ADMINS),
 }
 # check id -> the allowed difference, per profile. A difference without an entry fails the test; so does an entry
 # whose difference does not occur (the table must be kept true both ways).
@@ -312,8 +308,10 @@ def test_shipped_suites_on_kind_give_the_local_verdicts_but_the_stated_differenc
     for f in kind_doc["findings"]:
         if f["check_id"].startswith("network.") and f["check_id"] != "network.enforcement":
             assert f["verdict"] == "inconclusive" and "does not enforce NetworkPolicy" in f["summary"], f
-        if f["check_id"] == "rbac.cluster-admin-subjects":
-            assert "Group kubeadm:cluster-admins by ClusterRoleBinding kubeadm:cluster-admins" in f["summary"], f
+        if f["check_id"] == "rbac.cluster-admin-subjects":  # kubeadm's admin.conf group: the platform's, named
+            assert f["verdict"] == "pass" and "kubeadm:cluster-admins" in f["summary"], f
+            assert f["evidence"]["platform_bindings"]["bindings"] == [
+                "ClusterRoleBinding kubeadm:cluster-admins → Group kubeadm:cluster-admins"], f
     print(f"{profile}: kind cluster created in {create_s:g} s; kind run {kind_run.seconds:g} s; "
           f"local run {local_run.seconds:g} s")
 
