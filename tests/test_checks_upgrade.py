@@ -695,3 +695,76 @@ def test_rehearsal_windows_count_losses_and_the_longest_gap():
                                    "errors": ["ConnectionRefusedError"]}
     assert window(s, 2.9, 4.0)["longest_gap_s"] == 1.0  # still failing at the window's end
     assert window(s, 0, 10)["longest_gap_s"] == 6.0
+
+
+def test_rehearsal_load_counts_answers_and_losses_against_a_real_server():
+    """ServiceLoad runs `python -m pytest_kready.rehearsal --load` (here on this host instead of the node): a real
+    HTTP server answers, then stops answering; both are seen, on this process's clock."""
+    import http.server
+    import threading
+    import time as t
+
+    from pytest_kready.rehearsal import ServiceLoad, window
+
+    class Hostname(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"pod-1")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hostname)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+
+    def start(argv):
+        return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+
+    with ServiceLoad(start, "127.0.0.1", port, interval=0.02) as load:
+        t0 = t.monotonic()
+        deadline = t0 + 30
+        while not any(s.ok for s in load.samples) and t.monotonic() < deadline:
+            t.sleep(0.05)
+        t.sleep(0.5)
+        t_stop = t.monotonic()
+        server.shutdown()
+        server.server_close()
+        t.sleep(0.6)
+        t_end = t.monotonic()
+    up = window(load.samples, t0, t_stop - 0.05)
+    down = window(load.samples, t_stop + 0.1, t_end)
+    assert up["requests"] >= 5 and up["failed"] == 0, up
+    assert down["requests"] >= 5 and down["failed"] == down["requests"], down
+    assert down["errors"] == ["ConnectionRefusedError"] and down["longest_gap_s"] > 0.3
+    assert load.proc.poll() is not None  # stopped at the end of the with block
+
+
+def test_rehearsal_api_watch_sees_the_api_server_go_and_come_back():
+    import time as t
+
+    from pytest_kready.rehearsal import ApiWatch, window
+
+    state = {"up": True}
+
+    class Api:
+        def raw(self, method, path, timeout=None):
+            assert (method, path) == ("GET", "/readyz")
+            if not state["up"]:
+                raise ConnectionRefusedError("down")
+            return "ok"
+
+    with ApiWatch(lambda: Api(), interval=0.01) as watch:
+        t.sleep(0.2)
+        t_down = t.monotonic()
+        state["up"] = False
+        t.sleep(0.3)
+        t_up = t.monotonic()
+        state["up"] = True
+        t.sleep(0.2)
+        t_end = t.monotonic()
+    assert window(watch.samples, 0, t_down)["failed"] == 0
+    gap = window(watch.samples, t_down, t_end)
+    assert gap["failed"] >= 5 and 0.2 < gap["longest_gap_s"] < 0.6 and gap["errors"] == ["ConnectionRefusedError"]
+    assert window(watch.samples, t_up + 0.05, t_end)["failed"] == 0
