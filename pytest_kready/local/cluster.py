@@ -14,6 +14,7 @@ before anything starts; ``up()`` refuses a cluster that another live run or harn
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
 import subprocess
@@ -125,9 +126,15 @@ class LocalCluster:
             self._prepare(owner)
             netns.setup(self.layout)
             self._start_runtime_and_etcd()
-            self._start_apiserver(timeout)
-            self._start_node_components()
-            self._import_images()
+            # the images are imported while the API server starts (both take seconds; neither needs the other)
+            importer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="kready-images")
+            try:
+                imported = importer.submit(self._import_images)
+                self._start_apiserver(timeout)
+                self._start_node_components()
+                imported.result()
+            finally:
+                importer.shutdown(wait=False)
             addon_install.apply_addons(self.layout, self.kubeconfig, self.images, self.bin, self.profile,
                                        diagnose_kubelet=self._kubelet_diagnosis)
             self._wait_ready(timeout)
@@ -224,6 +231,8 @@ class LocalCluster:
 
     def _import_images(self) -> None:
         t = time.monotonic()
+        wait_for("containerd", lambda: self.layout.containerd_socket.exists(), timeout=30,
+                 diagnose=lambda: self.procs.log_tail("containerd", 5))
         self.images = import_images(self.bin, ctr=self.runtime.program("ctr"), address=str(self.layout.containerd_socket))
         self.timings["images"] = time.monotonic() - t
 

@@ -10,6 +10,7 @@ upstream names, unpacked for the overlayfs snapshotter the CRI plugin uses.
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import logging
 import subprocess
@@ -24,6 +25,7 @@ IMAGES_JSON = "images.json"
 ANNOTATION_CONTAINERD_NAME = "io.containerd.image.name"
 ANNOTATION_REF_NAME = "org.opencontainers.image.ref.name"
 DEFAULT_TIMEOUT = 300.0
+IMPORT_WORKERS = 3
 
 
 class ImageImportError(ProviderError):
@@ -131,17 +133,23 @@ def import_images(
             raise ImageImportError(f"{path} does not hold {name}; rerun tools/build-local-binaries.sh")
     present = list_images(ctr=ctr, address=address, namespace=namespace, timeout=timeout)
     names: list[str] = []
+    todo = []
     for path, images in by_file.items():
         if images and all(present.get(n) == d for n, d in images.items()):
             log.debug("images %s already in containerd", ", ".join(images))
         else:
-            log.info("importing %s (%s)", path.name, ", ".join(images))
-            _run(
-                _ctr(ctr, address, namespace, "images", "import", "--platform", platform, "--snapshotter", snapshotter, str(path)),
-                timeout,
-                f"importing {path.name}",
-            )
+            todo.append((path, images))
         names.extend(images)
+
+    def one(path: Path, images: dict[str, str]) -> None:
+        log.info("importing %s (%s)", path.name, ", ".join(images))
+        _run(_ctr(ctr, address, namespace, "images", "import", "--platform", platform, "--snapshotter", snapshotter,
+                  str(path)), timeout, f"importing {path.name}")
+
+    if todo:  # several ctr imports at once: each spends much of its time waiting on containerd
+        with concurrent.futures.ThreadPoolExecutor(min(IMPORT_WORKERS, len(todo))) as pool:
+            for future in [pool.submit(one, path, images) for path, images in todo]:
+                future.result()
     if names:
         present = list_images(ctr=ctr, address=address, namespace=namespace, timeout=timeout)
         missing = [n for n in names if n not in present]
