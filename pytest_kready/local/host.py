@@ -74,9 +74,12 @@ class Host:
 
     # --- after the stop ------------------------------------------------------------------------------------------
     def clean(self) -> None:
-        """Remove everything of this cluster from the host (its named components already stopped or not)."""
+        """Remove everything of this cluster from the host (its named components already stopped or not). The pods'
+        processes are killed outright (SIGKILL: the cluster and its volumes go; a container's PID 1 that ignores
+        SIGTERM would only make the teardown wait), then containerd, its shims and etcd get SIGTERM."""
+        self.kill_cgroup_tasks(grace=0)
         self.procs.sweep(timeout=5)
-        self.kill_cgroup_tasks()
+        self.kill_cgroup_tasks(grace=0)
         self.procs.sweep(timeout=5)
         self.unmount_all()
         netns.teardown(self.layout)
@@ -145,7 +148,7 @@ class Host:
         name = self.layout.cgroup_root.lstrip("/")
         return [c / name for c in self.cgroup_controllers() if (c / name).exists()]
 
-    def kill_cgroup_tasks(self) -> None:
+    def kill_cgroup_tasks(self, *, grace: float = 5) -> None:
         pids: set[int] = set()
         for root in self.our_cgroups():
             for dirpath, _dirs, files in os.walk(root):
@@ -155,7 +158,7 @@ class Host:
                     except (OSError, ValueError):
                         continue
         if pids:
-            terminate(sorted(pids), timeout=5)
+            terminate(sorted(pids), timeout=grace)
 
     def remove_cgroups(self) -> None:
         for root in self.our_cgroups():
