@@ -54,7 +54,7 @@ class RestoreSteps:
     """Seconds per step of ``LocalCluster.restore_etcd``, measured from outside by wrapping this one cluster
     object's process stop and component starts (nothing in pytest_kready/local is changed)."""
 
-    WRAPPED = (("procs", "stop", "stop"), ("cluster", "start_etcd", "etcd_start"),
+    WRAPPED = (("procs", "stop", "stop"), ("procs", "stop_many", "stop"), ("cluster", "start_etcd", "etcd_start"),
                ("cluster", "start_apiserver", "apiserver_start"),
                ("cluster", "_start_controllers", "controllers_start"))
 
@@ -63,7 +63,8 @@ class RestoreSteps:
         self.stopped: dict[str, float] = {}
         for owner_name, attr, step in self.WRAPPED:
             owner = cluster if owner_name == "cluster" else cluster.procs
-            setattr(owner, attr, self._timed(getattr(owner, attr), step))
+            if hasattr(owner, attr):
+                setattr(owner, attr, self._timed(getattr(owner, attr), step))
 
     def _timed(self, fn, step: str):
         def wrapper(*args, **kwargs):
@@ -74,7 +75,8 @@ class RestoreSteps:
                 took = time.monotonic() - t
                 self.seconds[step] = self.seconds.get(step, 0.0) + took
                 if step == "stop" and args:
-                    self.stopped[str(args[0])] = round(took, 2)
+                    names = args[0] if isinstance(args[0], (list, tuple)) else [args[0]]
+                    self.stopped["+".join(map(str, names))] = round(took, 2)
         return wrapper
 
 
@@ -100,7 +102,7 @@ def drill(cluster: LocalCluster) -> dict:
     if ev.get("restore_call_seconds") is not None:  # what is left of the call: etcdutl snapshot restore
         restore["restore_etcdutl_and_rest_s"] = round(ev["restore_call_seconds"] - sum(steps.seconds.values()), 2)
     return {"drill_verdict": result.verdict.value, "drill_s": round(seconds, 2), **restore,
-            "restore_stop_per_component_s": steps.stopped,
+            "restore_stop_per_component_s": dict(steps.stopped),
             "snapshot_s": ev.get("snapshot_seconds"), "restore_call_s": ev.get("restore_call_seconds"),
             "restore_api_s": ev.get("api_ready_seconds"),
             "restore_to_change_gone_s": ev.get("restore_seconds"),
