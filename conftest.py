@@ -9,6 +9,7 @@ behave exactly as from an installed wheel (tests/test_plugin_packaging.py shows 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -100,6 +101,11 @@ def _profile_of(item) -> str:
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "local_profile(name): the local cluster profile a test needs (default baseline)")
+    # A job started in the background of a non-interactive shell (`bash .ci/run &`) inherits SIGINT ignored, and
+    # Python leaves an ignored SIGINT ignored, in itself and in every run it starts: the Ctrl-C tests would wait
+    # for nothing. Restore Python's KeyboardInterrupt; the runs the tests start get SIGINT's default again.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 TESTS_DIR = Path(__file__).resolve().parent / "tests"

@@ -380,12 +380,6 @@ def wait_for_file(path: Path, proc: subprocess.Popen, timeout: float) -> dict:
     return json.loads(path.read_text())
 
 
-def _sigint_default() -> None:
-    """In the child: SIGINT back to its default, so Python turns it into KeyboardInterrupt as in a terminal (a CI
-    job started in the background of a shell inherits SIGINT ignored, and Python then leaves it ignored)."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 def hold_run(root: Path, name: str, *args: str) -> tuple[subprocess.Popen, dict, object]:
     root.mkdir(parents=True, exist_ok=True)
     (root / "test_hold.py").write_text(HOLD)
@@ -394,7 +388,7 @@ def hold_run(root: Path, name: str, *args: str) -> tuple[subprocess.Popen, dict,
     proc = subprocess.Popen(pytest_argv(root, str(root / "test_hold.py"), "--kready", "--kready-provider=kind", "-s",
                                         *args),
                             cwd=root, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                            env=env_for(KREADY_TEST_MARK=str(mark)), preexec_fn=_sigint_default)
+                            env=env_for(KREADY_TEST_MARK=str(mark)))
     try:
         held = wait_for_file(mark, proc, timeout=900)
     except BaseException:
