@@ -290,7 +290,7 @@ def test_the_audit_log_names_the_client_of_a_deprecated_version(pytester, monkey
     [requests] = [c["requests"] for c in problem["clients"] if c["user_agent"] == agent]
     assert requests >= 1  # (a first try may come before the new version is served: 404, audited too)
     assert f["evidence"]["audit_log"].endswith("deprecated request(s) recorded")
-    result.assert_outcomes(failed=1, deselected=5)
+    result.assert_outcomes(failed=1, deselected=6)  # the five other checks and the rehearsal step
 
 
 # --- webhooks with a live backend --------------------------------------------------------------------------------
@@ -367,5 +367,5 @@ def test_a_live_webhook_passes_and_a_slow_one_fails(pytester, monkeypatch, local
     assert probe["request"] == f"create ConfigMap in {ns}"
     assert found[live]["evidence"]["backend"] == {"url": f"{url}/configmaps"}
     assert found[slow]["verdict"] == "fail" and "timed out (timeoutSeconds 2)" in found[slow]["summary"]
-    result.assert_outcomes(failed=1, deselected=5)
+    result.assert_outcomes(failed=1, deselected=6)  # the five other checks and the rehearsal step
     assert [c.metadata.name for c in core.list_namespaced_config_map(ns).items] == ["kube-root-ca.crt"]
