@@ -38,73 +38,66 @@ def containerd_config(layout: Layout, rt: Runtime) -> str:
     return _containerd_config_v2(layout, rt.cni_bin)
 
 
-_DISABLED_PLUGINS = """disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs",
-  "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.zfs", "io.containerd.tracing.processor.v1.otlp",
-  "io.containerd.internal.v1.tracing", "io.containerd.nri.v1.nri"]"""
-
-
-def _containerd_config_v3(layout: Layout, cni_bin: Path) -> str:
+def _containerd_header(layout: Layout, version: int) -> str:
+    """What both config versions share: this cluster's root, state, socket and opt directory; plugins off."""
     base = layout.base
-    return f"""version = 3
+    return f"""version = {version}
 root = "{base / 'containerd'}"
 state = "{layout.run / 'containerd'}"
-{_DISABLED_PLUGINS}
+disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs",
+  "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.zfs", "io.containerd.tracing.processor.v1.otlp",
+  "io.containerd.internal.v1.tracing", "io.containerd.nri.v1.nri"]
 
 [grpc]
   address = "{layout.containerd_socket}"
 
 [plugins."io.containerd.internal.v1.opt"]
   path = "{base / 'containerd-opt'}"
+"""
 
-[plugins."io.containerd.cri.v1.images"]
+
+def _containerd_config_v3(layout: Layout, cni_bin: Path) -> str:
+    cri = 'plugins."io.containerd.cri.v1'
+    return _containerd_header(layout, 3) + f"""
+[{cri}.images"]
   snapshotter = "overlayfs"
-  [plugins."io.containerd.cri.v1.images".pinned_images]
+  [{cri}.images".pinned_images]
     sandbox = "{PAUSE_IMAGE}"
 
-[plugins."io.containerd.cri.v1.runtime"]
+[{cri}.runtime"]
   restrict_oom_score_adj = true
   netns_mounts_under_state_dir = true
-  [plugins."io.containerd.cri.v1.runtime".containerd]
+  [{cri}.runtime".containerd]
     default_runtime_name = "runc"
-    [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc]
+    [{cri}.runtime".containerd.runtimes.runc]
       runtime_type = "io.containerd.runc.v2"
-      [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc.options]
+      [{cri}.runtime".containerd.runtimes.runc.options]
         SystemdCgroup = false
         Root = "{layout.run / 'runc'}"
-  [plugins."io.containerd.cri.v1.runtime".cni]
+  [{cri}.runtime".cni]
     bin_dirs = ["{cni_bin}"]
-    conf_dir = "{base / 'cni' / 'net.d'}"
+    conf_dir = "{layout.base / 'cni' / 'net.d'}"
 """
 
 
 def _containerd_config_v2(layout: Layout, cni_bin: Path) -> str:
-    base = layout.base
-    return f"""version = 2
-root = "{base / 'containerd'}"
-state = "{layout.run / 'containerd'}"
-{_DISABLED_PLUGINS}
-
-[grpc]
-  address = "{layout.containerd_socket}"
-
-[plugins."io.containerd.internal.v1.opt"]
-  path = "{base / 'containerd-opt'}"
-
-[plugins."io.containerd.grpc.v1.cri"]
+    cri = 'plugins."io.containerd.grpc.v1.cri"'
+    return _containerd_header(layout, 2) + f"""
+[{cri}]
   sandbox_image = "{PAUSE_IMAGE}"
   restrict_oom_score_adj = true
   netns_mounts_under_state_dir = true
-  [plugins."io.containerd.grpc.v1.cri".containerd]
+  [{cri}.containerd]
     snapshotter = "overlayfs"
     default_runtime_name = "runc"
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+    [{cri}.containerd.runtimes.runc]
       runtime_type = "io.containerd.runc.v2"
-      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+      [{cri}.containerd.runtimes.runc.options]
         SystemdCgroup = false
         Root = "{layout.run / 'runc'}"
-  [plugins."io.containerd.grpc.v1.cri".cni]
+  [{cri}.cni]
     bin_dir = "{cni_bin}"
-    conf_dir = "{base / 'cni' / 'net.d'}"
+    conf_dir = "{layout.base / 'cni' / 'net.d'}"
 """
 
 
