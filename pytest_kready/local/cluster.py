@@ -262,8 +262,9 @@ class LocalCluster:
     def restore_etcd(self, snapshot: str, *, timeout: float = 180) -> None:
         """Stop the API server and etcd, restore ``snapshot`` into a new data directory, start both on it, and
         restart the controllers so none acts on state newer than the snapshot."""
-        # the API server gets 2 s (it would drain for up to a minute; nothing it serves now survives the restore)
-        self.procs.stop_many(("kube-scheduler", "kube-controller-manager", "kube-apiserver"), timeout=2)
+        # SIGKILL at once: a SIGTERMed API server drains for up to a minute, and nothing it or the controllers hold
+        # now survives the restore (etcd itself stops gracefully)
+        self.procs.stop_many(("kube-scheduler", "kube-controller-manager", "kube-apiserver"), timeout=0)
         self.procs.stop("etcd", timeout=15)
         new_dir = self.layout.path("etcd", f"restored-{int(time.time() * 1000)}")
         proc = subprocess.run(
