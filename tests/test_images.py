@@ -230,9 +230,12 @@ def test_cli(tmp_path, capsys):
 # ---- images.py with a stand-in ctr ---------------------------------------------------------------
 
 FAKE_CTR = r"""#!{python}
-import json, os, sys
+import fcntl, json, os, sys
 state = {state!r}
 args = sys.argv[1:]
+# one call at a time, as containerd's metadata store is transactional (import_images runs several at once)
+lock = open(state + ".lock", "w")
+fcntl.flock(lock, fcntl.LOCK_EX)
 with open(state + ".calls", "a") as f:
     f.write(json.dumps(args) + "\n")
 assert args[0] == "--address" and args[2] == "--namespace", args
