@@ -247,7 +247,7 @@ def run(api, new_api: Callable[[], Any], cp, namespace: str, run_id: str, image:
         proc = etcd_check.save_snapshot(cp, path)
         step.finished = time.monotonic()
         if proc.returncode != 0:
-            step.error = f"etcdctl snapshot save failed: {etcd_check._last(proc)}"
+            step.error = f"etcdctl snapshot save failed: {etcd_check.last_line(proc)}"
         else:
             evidence["etcd_snapshot"] = path
         for names in cp.upgrade_steps if step.error is None else ():

@@ -65,7 +65,8 @@ def save_snapshot(cp, path: str, *, timeout: float = 120):
     return cp.run(snapshot_argv(cp.etcd, path), timeout=timeout)
 
 
-def _last(proc) -> str:
+def last_line(proc) -> str:
+    """The last line a node command printed (stderr first), or its exit status: the why of a failed step."""
     text = ((proc.stderr or b"") + b"\n" + (proc.stdout or b"")).decode("utf-8", "replace").strip()
     return text.splitlines()[-1][:300] if text else f"exit status {proc.returncode}"
 
@@ -95,7 +96,7 @@ def run_drill(api, new_api: Callable[[], Any], cp, namespace: str, run_id: str, 
         if proc.returncode != 0:
             # the plugin's own tooling (etcdctl run through the control plane) failed: not a finding on the cluster
             return CheckResult(Verdict.INCONCLUSIVE, f"the plugin's etcd snapshot (etcdctl snapshot save) failed: "
-                               f"{_last(proc)}", repro=repro, **common)
+                               f"{last_line(proc)}", repro=repro, **common)
         create(api, marker(run_id, "kready-marker-b", tokens["b"]), namespace)
 
         t0 = time.monotonic()
