@@ -3,8 +3,8 @@ tests run on a real local cluster that this session starts (and stops) with the 
 LocalCluster; they never skip: a missing prerequisite is an error.
 
 This file sits at the top of the repository, so it is also loaded when the shipped suites are collected from a
-checkout: it defines fixtures and a marker only, and reorders only the items under ``tests/``, so the suites
-behave exactly as from an installed wheel (tests/test_plugin_packaging.py shows it)."""
+checkout: it defines fixtures and markers, reorders only the items under ``tests/`` and waits only for tests marked
+``ci_build``, so the suites behave exactly as from an installed wheel (tests/test_plugin_packaging.py shows it)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -101,6 +102,9 @@ def _profile_of(item) -> str:
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "local_profile(name): the local cluster profile a test needs (default baseline)")
+    config.addinivalue_line("markers", "ci_build(name): needs what .ci/run builds in the background while the first "
+                            "tests run (kind: the kind binary and node image; upgrade: the newer version's binaries); "
+                            "such tests run last and wait for that build")
     # A job started in the background of a non-interactive shell (`bash .ci/run &`) inherits SIGINT ignored, and
     # Python leaves an ignored SIGINT ignored, in itself and in every run it starts: the Ctrl-C tests would wait
     # for nothing. Restore Python's KeyboardInterrupt; the runs the tests start get SIGINT's default again.
@@ -116,7 +120,41 @@ def pytest_collection_modifyitems(config, items):
     ours = [item for item in items if TESTS_DIR in Path(str(item.path)).parents]
     if len(ours) != len(items):
         return
-    items.sort(key=lambda item: ("test_zz_teardown" in item.nodeid, _profile_of(item) != "baseline"))
+    items.sort(key=lambda item: ("test_zz_teardown" in item.nodeid, item.get_closest_marker("ci_build") is not None,
+                                 _profile_of(item) != "baseline"))
+
+
+# ---- builds .ci/run does in the background -------------------------------------------------------------------
+
+CI_BUILD_DEADLINE_S = 45 * 60  # the longest a background build may take from the start of the tests
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    marker = item.get_closest_marker("ci_build")
+    if marker is not None:
+        wait_for_ci_build(marker.args[0])
+
+
+def wait_for_ci_build(name: str, deadline_s: float = CI_BUILD_DEADLINE_S) -> None:
+    """.ci/run starts the builds only some tests need (the kind images, the upgrade's newer binaries) in the
+    background and names their directory in KREADY_CI_BUILDS; each writes ``<name>.rc`` ("<exit status>
+    <seconds>") when it ends, its output in ``<name>.log``. A test that needs one waits for it (with a deadline)
+    and fails with the log's end when it failed. Outside .ci/run (no KREADY_CI_BUILDS) there is nothing to wait for:
+    the test's own prerequisite checks say what to build."""
+    builds = os.environ.get("KREADY_CI_BUILDS")
+    if not builds:
+        return
+    rc_file, log = Path(builds) / f"{name}.rc", Path(builds) / f"{name}.log"
+    end = time.monotonic() + deadline_s
+    while not rc_file.exists():
+        if time.monotonic() > end:
+            pytest.fail(f"the background build {name!r} did not end within {deadline_s:.0f} s (log: {log})")
+        time.sleep(2)
+    rc = rc_file.read_text().split()[0]
+    if rc != "0":
+        tail = log.read_text(errors="replace").splitlines()[-25:] if log.exists() else ["(no log)"]
+        pytest.fail(f"the background build {name!r} failed (exit {rc}); the end of {log}:\n" + "\n".join(tail))
 
 
 @pytest.fixture

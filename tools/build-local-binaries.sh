@@ -47,7 +47,7 @@ fi
 
 START=$SECONDS
 STEP=0
-STEPS=20  # module, 7 Kubernetes commands, agnhost, etcd, etcdctl, etcdutl, coredns, pause, local-path, 5 images
+STEPS=14  # module, the Kubernetes commands, agnhost, etcd, etcdctl, etcdutl, coredns, pause, local-path, 5 images
 log() { printf '[build %dm%02ds] %s\n' $(((SECONDS - START) / 60)) $(((SECONDS - START) % 60)) "$*" >&2; }
 step() { STEP=$((STEP + 1)); log "step $STEP of at most $STEPS: $*"; }
 log "cache: $CACHE (binaries and images in $BIN; delete it to rebuild everything)"
@@ -100,11 +100,13 @@ GO
     )
   fi
   ( cd "$mod"
-    for c in "${k8s_cmds[@]}"; do
-      [ -x "$BIN/$c" ] && continue
-      step "building $c"
-      go build -trimpath -ldflags "-s -w -X k8s.io/component-base/version.gitVersion=$K8S_VERSION -X k8s.io/client-go/pkg/version.gitVersion=$K8S_VERSION" -o "$BIN/$c" "k8s.io/kubernetes/cmd/$c"
-    done
+    # one go build for all of them: shared packages compiled once and the binaries linked two at a time
+    todo=()
+    for c in "${k8s_cmds[@]}"; do [ -x "$BIN/$c" ] || todo+=("$c"); done
+    if [ ${#todo[@]} -gt 0 ]; then
+      step "building ${todo[*]}"
+      go build -trimpath -ldflags "-s -w -X k8s.io/component-base/version.gitVersion=$K8S_VERSION -X k8s.io/client-go/pkg/version.gitVersion=$K8S_VERSION" -o "$BIN/" "${todo[@]/#/k8s.io/kubernetes/cmd/}"
+    fi
     [ "$BUILD_SET" = upgrade ] && exit 0
     [ -x "$BIN/agnhost" ] || { step "building agnhost"; go build -trimpath -ldflags "-s -w" -o "$BIN/agnhost" k8s.io/kubernetes/test/images/agnhost; }
     [ -x "$BIN/etcd" ] || { step "building etcd"; go build -trimpath -ldflags "-s -w" -o "$BIN/etcd" go.etcd.io/etcd/server/v3; }

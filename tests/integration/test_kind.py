@@ -34,7 +34,7 @@ from pytest_kready.resources import suites_dir
 
 from .test_plugin_apply import absent, write_team
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.ci_build("kind")]
 
 NODE_IMAGE = node_image_candidates()[0]  # kready/node:<version>
 BUILD = "run tools/build-kind-images.sh (after tools/build-local-binaries.sh; .ci/run does both)"

@@ -30,7 +30,7 @@ from pytest_kready.local.cluster import LocalCluster
 from pytest_kready.local.layout import Layout
 from pytest_kready.resources import suites_dir
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.ci_build("upgrade")]
 
 OLD, NEW = "v1.36.2", "v1.37.2"
 SLOT = "5"
