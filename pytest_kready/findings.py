@@ -76,7 +76,8 @@ class Finding:
         self.references = tuple(self.references)
 
     def to_dict(self, secrets: set[str] | frozenset[str] = frozenset()) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
+        # fields as they are: redact_finding makes the JSON-safe copy (dataclasses.asdict's deep copy is wasted)
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         data["verdict"] = self.verdict.value
         data["references"] = list(self.references)
         return redact_finding(data, secrets)
@@ -129,6 +130,7 @@ _SENSITIVE_KEYS = {
 # DB_PASSWORD, GITHUB_TOKEN, AWS_SECRET_ACCESS_KEY, SSH_KEY, ...)
 CREDENTIAL_NAME = re.compile(r"(?i)(auth|cookie|token|passw|passphrase|secret|credential|key|(^|[-_.])pass($|[-_.]))")
 _CRED_WORDS = r"(?:password|passwd|passphrase|token|secret|api[-_]?key|access[-_]?key|private[-_]?key|credential)"
+_CRED = re.compile(_CRED_WORDS, re.I)  # a credential word anywhere: the prefilter of the patterns built on it
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}")
 _BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}")
 _BASIC = re.compile(r"(?i)(basic\s+)[A-Za-z0-9+/=]{6,}")
@@ -163,6 +165,7 @@ class _Known:
         self.lock = threading.Lock()
         self.values: set[str] = set()
         self._pattern: re.Pattern | None = None
+        self.generation = 0  # bumped whenever values change: what was scrubbed before may need scrubbing again
 
     def add(self, value: str | bytes | None, *, explicit: bool = True) -> None:
         if not explicit and not _registrable(value):
@@ -172,6 +175,7 @@ class _Known:
                 if v not in self.values:
                     self.values.add(v)
                     self._pattern = None
+                    self.generation += 1
 
     def pattern(self) -> re.Pattern | None:
         with self.lock:
@@ -187,6 +191,7 @@ class _Known:
         with self.lock:
             self.values.clear()
             self._pattern = None
+            self.generation += 1
 
 
 _KNOWN = _Known()
@@ -345,6 +350,8 @@ def _plain(value: Any) -> Any:
         return [_plain(v) for v in value]
     if isinstance(value, Path):
         return str(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type) and not hasattr(value, "to_dict"):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
     to_dict = getattr(value, "to_dict", None)
     if callable(to_dict):
         data = _plain(to_dict())
@@ -355,29 +362,80 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
+class _ScrubMemo:
+    """What ``_scrub_text`` returned for a text, while the registry stays the same generation: a run redacts the
+    same strings over and over (one pod spec per target namespace, each finding at record time and again at the
+    end), and the regexes are the reporter's largest cost. Texts up to 4 KiB, at most 100,000 of them."""
+
+    MAX_TEXT, MAX_ENTRIES = 4096, 100_000
+
+    def __init__(self):
+        self.generation = -1
+        self.done: dict[str, str] = {}
+
+    def get(self, text: str, generation: int) -> str | None:
+        if generation != self.generation:
+            self.done, self.generation = {}, generation
+            return None
+        return self.done.get(text)
+
+    def put(self, text: str, clean: str, generation: int) -> None:
+        if len(text) > self.MAX_TEXT or generation != self.generation:
+            return
+        if len(self.done) >= self.MAX_ENTRIES:
+            self.done = {}
+        self.done[text] = clean
+
+
+_MEMO = _ScrubMemo()
+
+
 def _scrub_text(text: str, secrets: set[str] | frozenset[str] = frozenset()) -> str:
     if not text:
         return text
     for value in secrets:
         if value not in _KNOWN.values:
             _KNOWN.add(value)  # a value passed in is secret for the rest of the run too
+    generation = _KNOWN.generation
+    clean = _MEMO.get(text, generation)
+    if clean is None:
+        clean = _scrub_uncached(text)
+        _MEMO.put(text, clean, generation)
+    return clean
+
+
+def _scrub_uncached(text: str) -> str:
     known = _KNOWN.pattern()
     if known is not None:
         text = known.sub(REDACTED, text)
     low = text.lower()
     if not any(h in low for h in _HINTS):
         return text
-    text = _BEARER.sub(lambda m: m.group(1) + REDACTED, text)
-    text = _BASIC.sub(lambda m: m.group(1) + REDACTED, text)
-    text = _HEADER.sub(lambda m: m.group(1) + m.group(2) + REDACTED, text)
-    text = _OTHER_HEADER.sub(lambda m: m.group(1) + m.group(2) + REDACTED, text)
-    text = _QUOTED.sub(lambda m: m.group(1) + m.group(2) + m.group(1) + m.group(3) + m.group(4) + REDACTED
-                       + m.group(4), text)
-    text = _ASSIGN.sub(lambda m: m.group(1) + m.group(2) + REDACTED, text)
-    text = _FLAG.sub(lambda m: m.group(1) + m.group(2) + REDACTED, text)
-    text = _USERINFO.sub(lambda m: m.group(1) + REDACTED, text)
-    text = _URL_USERINFO.sub(lambda m: m.group(1) + REDACTED + m.group(3), text)
-    return _JWT.sub(REDACTED, text)
+    # each pattern only where the literals it cannot match without are there (the bounded repetitions of the
+    # credential-word patterns backtrack at every position: most texts with a hint have no `=` or quote after all)
+    if "bearer" in low:
+        text = _BEARER.sub(lambda m: m.group(1) + REDACTED, text)
+    if "basic" in low:
+        text = _BASIC.sub(lambda m: m.group(1) + REDACTED, text)
+    if "authorization" in low:
+        text = _HEADER.sub(lambda m: m.group(1) + m.group(2) + REDACTED, text)
+    if any(h in low for h in ("cookie", "api-key", "x-auth-token", "x-access-token")):
+        text = _OTHER_HEADER.sub(lambda m: m.group(1) + m.group(2) + REDACTED, text)
+    cred = _CRED.search(text) is not None
+    if cred and ("'" in text or '"' in text) and ":" in text:
+        text = _QUOTED.sub(lambda m: m.group(1) + m.group(2) + m.group(1) + m.group(3) + m.group(4) + REDACTED
+                           + m.group(4), text)
+    if cred and "=" in text:
+        text = _ASSIGN.sub(lambda m: m.group(1) + m.group(2) + REDACTED, text)
+    if cred and "--" in text:
+        text = _FLAG.sub(lambda m: m.group(1) + m.group(2) + REDACTED, text)
+    if "-u" in low:  # `-u` and `--user`
+        text = _USERINFO.sub(lambda m: m.group(1) + REDACTED, text)
+    if "://" in text and "@" in text:
+        text = _URL_USERINFO.sub(lambda m: m.group(1) + REDACTED + m.group(3), text)
+    if "eyj" in low:
+        text = _JWT.sub(REDACTED, text)
+    return text
 
 
 def redact_text(text: str, secrets: set[str] | frozenset[str] = frozenset()) -> str:
@@ -457,14 +515,27 @@ def _scrub_object(obj: Any, secrets: frozenset[str], depth: int = 0) -> Any:
     return obj
 
 
-def scrub_report(report: pytest.TestReport, secrets: set[str] | frozenset[str] = frozenset()) -> None:
+def redaction_generation() -> int:
+    """Changes whenever the run learns a secret: a value redacted at one generation is clean while it lasts."""
+    return _KNOWN.generation
+
+
+def scrub_report(report: pytest.TestReport, secrets: set[str] | frozenset[str] = frozenset(), *,
+                 clean: tuple[int, set[int]] | None = None) -> None:
     """Blank every secret in what pytest, JUnit and pytest-html show of ``report``: the failure text (with
-    ``-l`` locals), captured output and log sections, user properties and pytest-html extras."""
+    ``-l`` locals), captured output and log sections, user properties and pytest-html extras. ``clean``:
+    ``(generation, ids)`` of user-property values redacted with these ``secrets`` at that generation (the
+    findings the reporter just attached): left as they are while the generation is the same."""
     secrets = frozenset(secrets)
     report.longrepr = _scrub_object(report.longrepr, secrets)
     report.sections = [(title, _scrub_text(content, secrets)) for title, content in report.sections]
+    for value in secrets:
+        if value not in _KNOWN.values:
+            _KNOWN.add(value)
+    done = clean[1] if clean is not None and clean[0] == _KNOWN.generation else set()
     report.user_properties = [
-        (name, redact_finding(value, secrets) if name == USER_PROPERTY and isinstance(value, dict)
+        (name, value if id(value) in done
+         else redact_finding(value, secrets) if name == USER_PROPERTY and isinstance(value, dict)
          else redact(value, secrets) if not isinstance(value, str) else _scrub_text(value, secrets))
         for name, value in report.user_properties]
     extras = getattr(report, "extras", None)

@@ -36,8 +36,9 @@ def test_compliant_pod_is_admitted(pod_probe, kready_finding):
     """The positive control: a pod meeting the restricted profile is admitted where the attacks are tried."""
     pod = pod_probe.base_pod()
     cross = pod_probe.cross_check("compliant", pod)
-    for ns in _targets(pod_probe, kready_finding):
-        pod_security.compliant_result(pod, ns, pod_probe.control(ns), cross).record(kready_finding)
+    targets = _targets(pod_probe, kready_finding)
+    for ns, control in zip(targets, attempts.each_namespace(pod_probe.control, targets)):
+        pod_security.compliant_result(pod, ns, control, cross).record(kready_finding)
 
 
 @pytest.mark.parametrize("attack_name", [
@@ -47,6 +48,11 @@ def test_attack_pod_is_refused(attack_name, pod_probe, kready_finding):
     attack = pod_security.attacks_for_image(pod_probe.image)[attack_name]
     pod = attack.build(pod_probe.base_pod())
     cross = pod_probe.cross_check(attack.name, pod)
-    for ns in _targets(pod_probe, kready_finding):
-        attempt = attempts.attempt_create(pod_probe.cluster, pod, ns)
-        pod_security.attack_result(attack, pod, ns, pod_probe.control(ns), attempt, cross).record(kready_finding)
+    targets = _targets(pod_probe, kready_finding)
+
+    def try_in(ns):
+        return pod_probe.control(ns), attempts.attempt_create(pod_probe.cluster, pod, ns)
+
+    tried = attempts.each_namespace(try_in, targets)
+    for ns, (control, attempt) in zip(targets, tried):
+        pod_security.attack_result(attack, pod, ns, control, attempt, cross).record(kready_finding)

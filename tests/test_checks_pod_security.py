@@ -391,3 +391,35 @@ def test_generator_check_mode_reports_a_stale_file(tmp_path):
     assert gen.main(args + ["--check"]) == 0
     (d / "check_b.go").write_text(HEADER + CHECK_B)  # a new check in the registry
     assert gen.main(args + ["--check"]) == 1
+
+
+def test_each_namespace_answers_in_order_side_by_side():
+    import threading
+    import time
+
+    from pytest_kready.attempts import each_namespace
+
+    names = [f"ns-{i}" for i in range(8)]
+    threads = set()
+
+    def slow(ns):
+        threads.add(threading.get_ident())
+        time.sleep(0.3)
+        return ns.upper()
+
+    t0 = time.monotonic()
+    assert each_namespace(slow, names) == [n.upper() for n in names]
+    assert time.monotonic() - t0 < 1.2 and len(threads) > 1  # 8 × 0.3 s one after another would be 2.4 s
+    assert each_namespace(slow, names[:1]) == ["NS-0"]
+
+
+def test_each_namespace_raises_what_the_loop_would():
+    from pytest_kready.attempts import each_namespace
+
+    def boom(ns):
+        if ns == "b":
+            raise RuntimeError("b broke")
+        return ns
+
+    with pytest.raises(RuntimeError, match="b broke"):
+        each_namespace(boom, ["a", "b", "c"])

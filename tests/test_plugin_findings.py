@@ -335,3 +335,37 @@ def test_a_findings_identity_is_never_redacted():
     assert d["check_id"] == "rbac.cluster-admin-subjects" and d["nodeid"].endswith("test_cluster-admin-subjects")
     assert d["summary"] == f"x {REDACTED}"
     forget_secrets()
+
+
+@pytest.mark.parametrize("text, leaked", [
+    ("Authorization: Basic dXNlcjpwYXNzd29yZA==", "dXNlcjpwYXNzd29yZA=="),
+    ("proxy-authorization=Zx81kq0plmnb", "Zx81kq0plmnb"),
+    ("Cookie: session=9f8e7d6c5b", "9f8e7d6c5b"),
+    ("x-api-key: 51ab90ff", "51ab90ff"),
+    ("{'db_password': 'Hx9-qq1'}", "Hx9-qq1"),
+    ('"apiToken": "tk-0918"', "tk-0918"),
+    ("DB_PASSWORD=Qw8_zz and more", "Qw8_zz"),
+    ("run --access-key AK0912zz now", "AK0912zz"),
+    ("curl -u alice:pw9911 http://x", "pw9911"),
+    ("fetch https://bob:pw7722@example.test/a", "pw7722"),
+    ("jwt eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl here", "eyJzdWIiOiJ4In0"),
+])
+def test_each_text_pattern_still_blanks_its_credential(text, leaked):
+    """Every credential form in free text is blanked (the patterns run only where their literals are: this shows
+    the prefilter never skips one that would match)."""
+    from pytest_kready.findings import redact_text
+
+    assert leaked not in redact_text(text)
+    assert leaked not in redact_text(text)  # the second time from the memo
+
+
+def test_a_secret_learnt_later_is_blanked_in_a_text_scrubbed_before():
+    from pytest_kready.findings import forget_secrets, redact_text, register_secret
+
+    forget_secrets()
+    text = "the pod printed Zq9-later-77x in its log"
+    assert redact_text(text) == text
+    register_secret("Zq9-later-77x")
+    assert redact_text(text) == f"the pod printed {REDACTED} in its log"
+    forget_secrets()
+    assert redact_text(text) == text

@@ -10,6 +10,7 @@ registry allow-list.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from pathlib import Path
 from typing import Any
@@ -117,7 +118,17 @@ def _profile() -> Path:
 
 
 def reference_doc(path: Path, kind: str, namespace: str | None = None) -> str:
-    """The documents of ``kind`` in a reference YAML file (namespace replaced), as YAML text; "" when unreadable."""
+    """The documents of ``kind`` in a reference YAML file (namespace replaced), as YAML text; "" when unreadable.
+    Cached per file version: a remediation names it once per finding, i.e. once per target namespace."""
+    try:
+        stamp = path.stat().st_mtime_ns
+    except OSError:
+        return ""
+    return _reference_doc(path, stamp, kind, namespace)
+
+
+@functools.lru_cache(maxsize=256)
+def _reference_doc(path: Path, stamp: int, kind: str, namespace: str | None) -> str:
     try:
         docs = [d for d in yaml.safe_load_all(path.read_text()) if d and d.get("kind") == kind]
     except (OSError, yaml.YAMLError):

@@ -23,7 +23,7 @@ import pytest
 from ..errors import ReadOnlyViolation
 from ..findings import (_PACKAGE_DIR, REPORTS_KEY, SECRETS_KEY, USER_PROPERTY, VERDICT_PROPERTY, Finding,
                         Inconclusive, RedactingFilter, Verdict, check_id_of, findings_of, forget_secrets,
-                        redact_finding, redact_text, scrub_report)
+                        redact_finding, redact_text, redaction_generation, scrub_report)
 from . import compare as compare_mod
 from . import gate as gate_mod
 from . import junit as junit_mod
@@ -57,6 +57,8 @@ def one_line(excinfo: pytest.ExceptionInfo) -> str:
 
 
 REASON_PROPERTY = "kready_inconclusive"  # the one-line reason of an inconclusive report (user property)
+# (redaction generation, ids of the finding records _attach just redacted): scrub_report leaves those as they are
+_CLEAN_KEY = pytest.StashKey[tuple[int, set[int]]]()
 
 
 class FindingsReporter:
@@ -118,7 +120,10 @@ class FindingsReporter:
         elif report.when == "teardown" and report.failed and is_check(item) and call.excinfo is not None:
             self._teardown_crash(item, call, report)
         try:
-            scrub_report(report, item.stash.get(SECRETS_KEY, set()))
+            clean = item.stash.get(_CLEAN_KEY, None)
+            if clean is not None:
+                del item.stash[_CLEAN_KEY]
+            scrub_report(report, item.stash.get(SECRETS_KEY, set()), clean=clean)
         except Exception as e:  # noqa: BLE001 - never an INTERNALERROR, and never an unredacted report
             report.longrepr = f"(the failure text was withheld: redacting it failed with {type(e).__name__})" \
                 if report.longrepr is not None and not isinstance(report.longrepr, tuple) else report.longrepr
@@ -195,7 +200,10 @@ class FindingsReporter:
 
     def _attach(self, item: pytest.Item, report: pytest.TestReport, findings: list[Finding]) -> None:
         secrets = item.stash.get(SECRETS_KEY, set())
+        generation = redaction_generation()
         dicts = [model.finding_record(f.to_dict(secrets)) for f in findings]
+        if redaction_generation() == generation:  # redacted: scrub_report, right after, need not do it again
+            item.stash[_CLEAN_KEY] = (generation, {id(d) for d in dicts})
         for d in dicts:
             report.user_properties.append((USER_PROPERTY, d))
         self._html_extras(report, dicts)
