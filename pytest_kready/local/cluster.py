@@ -46,6 +46,12 @@ def api_client_for(kubeconfig: Path):
     return k8s_config.new_client_from_config(config_file=str(kubeconfig))
 
 
+def _warm_client_modules() -> None:
+    """Import the client's generated core and apps APIs (loaded lazily, over a second of CPU) while the API server
+    starts, instead of when the start waits for the node and the add-ons."""
+    k8s.CoreV1Api, k8s.AppsV1Api  # noqa: B018 - the attribute access is the import
+
+
 class LocalCluster:
     def __init__(self, bin_dir: Path, *, profile: str = "baseline", layout: Layout | None = None):
         self.bin = Path(bin_dir)
@@ -123,20 +129,35 @@ class LocalCluster:
         self.down()  # whatever an earlier, killed run left
         self.timings["cleanup"] = time.monotonic() - t0
         try:
+            t = time.monotonic()
             self._prepare(owner)
             netns.setup(self.layout)
+            self.timings["prepare"] = time.monotonic() - t
+            t = time.monotonic()
             self._start_runtime_and_etcd()
-            # the images are imported while the API server starts (both take seconds; neither needs the other)
-            importer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="kready-images")
+            self.timings["etcd"] = time.monotonic() - t
+            # the images are imported, and the kubelet and kube-proxy start, while the API server starts: both
+            # retry until it answers, and their own start-up (the node's registration, its runtime) overlaps the API
+            # server's seconds. The controllers wait for it to be ready: started earlier, the controller manager
+            # exits on the RBAC the API server has not bootstrapped yet.
+            importer = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="kready-images")
             try:
                 imported = importer.submit(self._import_images)
-                self._start_apiserver(timeout)
+                importer.submit(_warm_client_modules)
+                t = time.monotonic()
+                self.procs.start("kube-apiserver", self._apiserver_argv())
                 self._start_node_components()
+                self._wait_apiserver(timeout)
+                self.timings["apiserver"] = time.monotonic() - t
+                self._start_controllers()
+                self._start_netpol()
                 imported.result()
             finally:
                 importer.shutdown(wait=False)
+            t = time.monotonic()
             addon_install.apply_addons(self.layout, self.kubeconfig, self.images, self.bin, self.profile,
                                        diagnose_kubelet=self._kubelet_diagnosis)
+            self.timings["addons-apply"] = time.monotonic() - t
             self._wait_ready(timeout)
         except BaseException:
             self.down()
@@ -199,15 +220,16 @@ class LocalCluster:
                  diagnose=lambda: self.procs.log_tail("etcd", 5))
 
     def start_apiserver(self, timeout: float = 60) -> None:
+        self.procs.start("kube-apiserver", self._apiserver_argv())
+        self._wait_apiserver(timeout)
+
+    def _apiserver_argv(self) -> list[str]:
         extra = self.profile.rendered_args(conf=str(self.conf), logdir=str(self.layout.path("logs")))
-        self.procs.start("kube-apiserver", self.argv.apiserver(extra))
+        return self.argv.apiserver(extra)
+
+    def _wait_apiserver(self, timeout: float) -> None:
         wait_for("kube-apiserver", lambda: self._https_ok("/readyz"), timeout=timeout,
                  diagnose=lambda: self._died("kube-apiserver") or self.procs.log_tail("kube-apiserver", 5))
-
-    def _start_apiserver(self, timeout: float) -> None:
-        t = time.monotonic()
-        self.start_apiserver(timeout)
-        self.timings["apiserver"] = time.monotonic() - t
 
     def _start_controllers(self) -> None:
         c = self.conf
@@ -216,11 +238,13 @@ class LocalCluster:
 
     def _start_node_components(self) -> None:
         c = self.conf
-        self._start_controllers()
         wait_for("containerd", lambda: self.layout.containerd_socket.exists(), timeout=30,
                  diagnose=lambda: self.procs.log_tail("containerd", 5))
         self.procs.start("kubelet", self.argv.kubelet(c / "kubelet.yaml", c / "kubelet.kubeconfig"))
         self.procs.start("kube-proxy", self.argv.kube_proxy(c / "kube-proxy.yaml"))
+
+    def _start_netpol(self) -> None:
+        """The NetworkPolicy enforcer, once the API server answers (it backs off while it does not)."""
         self.procs.start(
             "netpol",
             [sys.executable, "-m", "pytest_kready.local.netpol", "--kubeconfig", str(self.kubeconfig),
