@@ -171,13 +171,14 @@ def attempt_create(cluster, obj: dict, namespace: str, *, dry_run: bool = True, 
 ATTEMPT_WORKERS = 8  # requests one check has in flight at a time (one per target namespace)
 
 
-def each_namespace(fn: Callable[[str], T], namespaces: Iterable[str], *, workers: int = ATTEMPT_WORKERS) -> list[T]:
+def each_namespace(fn: Callable[[str], T], namespaces: Iterable[str], *, workers: int | None = None) -> list[T]:
     """``[fn(ns) for ns in namespaces]`` with up to ``workers`` namespaces at a time: a check's requests in many
     target namespaces (dry-run creates, reads) are answered side by side by the API server. The results come in
     the namespaces' order (findings are recorded in that order, by the caller's thread); the first exception is
     raised, as the loop would. Only for ``fn`` that shares nothing mutable between namespaces but thread-safe
     caches (the run's ApiClient is one: plain requests, no exec streams)."""
     namespaces = list(namespaces)
+    workers = ATTEMPT_WORKERS if workers is None else workers
     if len(namespaces) <= 1 or workers <= 1:
         return [fn(ns) for ns in namespaces]
     with concurrent.futures.ThreadPoolExecutor(max_workers=min(workers, len(namespaces)),
