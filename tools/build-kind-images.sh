@@ -47,6 +47,8 @@ WORK=$CACHE/build/kind
 LOCAL_BIN=$CACHE/local/k8s-$K8S_VERSION/bin      # tools/build-local-binaries.sh's output
 NODE_DIR=$KDIR/k8s-$K8S_VERSION
 TOOLS=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=tools/go-module.sh
+. "$TOOLS/go-module.sh"  # gomod
 mkdir -p "$KDIR/bin" "$KDIR/debian" "$KDIR/base" "$NODE_DIR" "$WORK"
 export GOTOOLCHAIN=local GOFLAGS=-buildvcs=false
 

@@ -31,16 +31,8 @@ die() { printf '[components] error: %s\n' "$*" >&2; exit 1; }
 command -v go >/dev/null || die "go is missing"
 
 # gomod DIR VERSION PACKAGE...: a throw-away module requiring the packages' module at VERSION
-gomod() {
-  local dir=$1 ver=$2 pkgs=() p; shift 2
-  for p in "$@"; do pkgs+=("$p@$ver"); done
-  mkdir -p "$dir"
-  ( cd "$dir"
-    [ -f go.mod ] || printf 'module kready.local/%s\n\ngo 1.26.0\n' "$(basename "$dir")" > go.mod
-    go get "${pkgs[@]}" 2>&1 | grep -v '^go: \(added\|upgraded\|downgraded\|finding\|downloading\)' >&2 || true
-    go list "${pkgs[@]%@*}" >/dev/null
-  )
-}
+# shellcheck source=tools/go-module.sh
+. "$(dirname "${BASH_SOURCE[0]}")/go-module.sh"
 
 CTRD=$COMP/containerd-$CONTAINERD_VERSION
 if [ ! -x "$CTRD/containerd" ] || [ ! -x "$CTRD/ctr" ] || [ ! -x "$CTRD/containerd-shim-runc-v2" ]; then

@@ -1,0 +1,13 @@
+# Sourced by tools/build-node-components.sh and tools/build-kind-images.sh (not run on its own).
+# gomod DIR VERSION PACKAGE...: a throw-away module in DIR requiring the packages' module at VERSION (go get), so
+# `go build` in DIR builds those packages at that version; fails when one of them does not resolve (go list).
+gomod() {
+  local dir=$1 ver=$2 pkgs=() p; shift 2
+  for p in "$@"; do pkgs+=("$p@$ver"); done
+  mkdir -p "$dir"
+  ( cd "$dir"
+    [ -f go.mod ] || printf 'module kready.local/%s\n\ngo 1.26.0\n' "$(basename "$dir")" > go.mod
+    go get "${pkgs[@]}" 2>&1 | grep -v '^go: \(added\|upgraded\|downgraded\|finding\|downloading\)' >&2 || true
+    go list "${pkgs[@]%@*}" >/dev/null
+  )
+}
