@@ -61,6 +61,9 @@ class LocalCluster:
         self.host = Host(self.layout, self.procs)
         self.argv = components.Argv(self.layout, self.bin)
         self.runtime = runtime.find(self.bin)
+        # etcd and its tools (etcdctl, etcdutl) stay those of the directory the cluster started from: an in-place
+        # upgrade (upgrade_step) restarts the Kubernetes components only, and its binaries set has no etcd
+        self.etcd_bin = self.bin
         self.timings: dict[str, float] = {}
         self.images: list[str] = []
 
@@ -215,7 +218,7 @@ class LocalCluster:
         self.start_etcd()
 
     def start_etcd(self, timeout: float = 30) -> None:
-        self.procs.start("etcd", self.argv.etcd(self.etcd_data_dir))
+        self.procs.start("etcd", components.Argv(self.layout, self.etcd_bin).etcd(self.etcd_data_dir))
         wait_for("etcd", lambda: http_ok(f"http://{self.layout.node_ip}:2381/health"), timeout=timeout,
                  diagnose=lambda: self.procs.log_tail("etcd", 5))
 
@@ -292,7 +295,7 @@ class LocalCluster:
         self.procs.stop("etcd", timeout=15)
         new_dir = self.layout.path("etcd", f"restored-{int(time.time() * 1000)}")
         proc = subprocess.run(
-            [str(self.bin / "etcdutl"), "snapshot", "restore", snapshot, "--data-dir", str(new_dir),
+            [str(self.etcd_bin / "etcdutl"), "snapshot", "restore", snapshot, "--data-dir", str(new_dir),
              "--name", "kready", "--initial-cluster", "kready=http://127.0.0.1:2380",
              "--initial-advertise-peer-urls", "http://127.0.0.1:2380", *ETCD_RESTORE_FLAGS],
             capture_output=True, text=True, timeout=timeout,

@@ -51,9 +51,11 @@ class LocalControlPlane:
 
     def run(self, argv: list[str], *, input: bytes | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
         argv = list(argv)
-        # etcdctl/etcdutl/kubectl come from the binaries directory, as on a kind node they come from its image.
-        if argv and "/" not in argv[0] and (self.bin_dir / argv[0]).is_file():
-            argv[0] = str(self.bin_dir / argv[0])
+        # etcdctl/etcdutl/kubectl come from the binaries directory, as on a kind node they come from its image;
+        # etcd's tools from the directory etcd runs from (an in-place upgrade leaves etcd as it is)
+        where = self.cluster.etcd_bin if argv and argv[0] in ("etcdctl", "etcdutl") else self.bin_dir
+        if argv and "/" not in argv[0] and (where / argv[0]).is_file():
+            argv[0] = str(where / argv[0])
         return subprocess.run(in_netns(self.cluster.layout, argv), input=input, capture_output=True, timeout=timeout)
 
     def read_file(self, path: str) -> bytes:
