@@ -390,12 +390,17 @@ class _ScrubMemo:
 _MEMO = _ScrubMemo()
 
 
+def _learn(secrets: set[str] | frozenset[str]) -> None:
+    """A value passed in as secret is secret for the rest of the run too."""
+    for value in secrets:
+        if value not in _KNOWN.values:
+            _KNOWN.add(value)
+
+
 def _scrub_text(text: str, secrets: set[str] | frozenset[str] = frozenset()) -> str:
     if not text:
         return text
-    for value in secrets:
-        if value not in _KNOWN.values:
-            _KNOWN.add(value)  # a value passed in is secret for the rest of the run too
+    _learn(secrets)
     generation = _KNOWN.generation
     clean = _MEMO.get(text, generation)
     if clean is None:
@@ -529,9 +534,7 @@ def scrub_report(report: pytest.TestReport, secrets: set[str] | frozenset[str] =
     secrets = frozenset(secrets)
     report.longrepr = _scrub_object(report.longrepr, secrets)
     report.sections = [(title, _scrub_text(content, secrets)) for title, content in report.sections]
-    for value in secrets:
-        if value not in _KNOWN.values:
-            _KNOWN.add(value)
+    _learn(secrets)
     done = clean[1] if clean is not None and clean[0] == _KNOWN.generation else set()
     report.user_properties = [
         (name, value if id(value) in done
