@@ -348,8 +348,12 @@ class KreadySession:
                         describe = getattr(provider, "describe_kept", None)
                         self.messages.append(describe() if describe else f"{provider.name} cluster kept")
                     else:
-                        with timings.phase("cluster.destroy"):
-                            provider.destroy()
+                        told = len(getattr(provider, "notes", ()))
+                        try:
+                            with timings.phase("cluster.destroy"):
+                                provider.destroy()
+                        finally:
+                            self.messages.extend(getattr(provider, "notes", [])[told:])  # e.g. a frozen node thawed
                 elif cluster is not None and self.settings.mode != READONLY:
                     api = cluster.api_client()
                     if keep:

@@ -188,6 +188,8 @@ class FakeNode:
             "volumes": [{"name": "etcd-certs", "hostPath": {"path": "/etc/kubernetes/pki/etcd"}},
                         {"name": "etcd-data", "hostPath": {"path": "/var/lib/etcd", "type": "DirectoryOrCreate"}}]}})
         self.fail_on: str | None = None
+        self.node_pids: dict[str, int] = {}  # node container -> its init's pid (docker ps/inspect for the thaw)
+        self.delete_failures = 0  # kind delete cluster fails this many times first (a frozen node)
 
     def kind_calls(self):
         return [c for c in self.calls if c[0].endswith("kind")]
@@ -204,8 +206,17 @@ class FakeNode:
         elif argv[1:3] == ["create", "cluster"]:
             self.clusters.append(argv[argv.index("--name") + 1])
         elif argv[1:3] == ["delete", "cluster"]:
+            if self.delete_failures:
+                self.delete_failures -= 1
+                return subprocess.CompletedProcess(argv, 1, b"", b"ERROR: failed to delete cluster: Could not kill "
+                                                   b"running container, cannot remove - tried to kill container")
             name = argv[argv.index("--name") + 1]
             self.clusters = [c for c in self.clusters if c != name]
+        elif argv[1:2] == ["ps"]:
+            cluster = argv[-1].rpartition("=")[2]
+            out = "\n".join(f"id-{n}" for n in self.node_pids if n.startswith(f"{cluster}-")).encode()
+        elif argv[1:2] == ["inspect"] and argv[3] == "{{.Name}} {{.Id}} {{.State.Pid}}":
+            out = "".join(f"/{i[3:]} {NODE_ID} {self.node_pids[i[3:]]}\n" for i in argv[4:]).encode()
         elif argv[1:3] == ["image", "inspect"]:
             image = argv[-1]
             out, rc = (f"sha256:{len(image):04x}{image.replace('/', '').replace(':', '')}".encode(), 0) \
@@ -267,6 +278,7 @@ def test_kind_create_and_destroy_argv(tmp_path):
     p.destroy()
     p.destroy()  # safe twice
     assert node.calls[before:] == [
+        ["docker", "ps", "--all", "--quiet", "--filter", "label=io.x-k8s.kind.cluster=kready-11231600-abc123"],
         ["/usr/bin/kind", "delete", "cluster", "--name", "kready-11231600-abc123", "--kubeconfig",
          str(state / "kubeconfig")],
         ["/usr/bin/kind", "get", "clusters"],
@@ -667,6 +679,100 @@ def test_kind_deletes_only_clusters_whose_run_is_gone(tmp_path):
     assert sorted(d.name for d in state.iterdir() if d.is_dir()) == [
         "kready-11231600-abc123", "kready-kept", "kready-live", "kready-live-starting", "kready-nobody", "pytest-kind"]
     assert p.notes[0].startswith("deleted kind cluster kready-killed left by the pytest run killed")
+
+
+
+NODE_ID = "5861b1e0ea8354468331dd22fdfde170542c65a54c50e64489a86d5a934ce97c"
+
+
+def frozen_node(tmp_path: Path, pid: int, parent: str = "docker", name: str = NODE_ID) -> tuple[Path, Path, Path]:
+    """A /proc and a cgroup v1 freezer hierarchy where the node container NODE_ID (init ``pid``, cgroup
+    ``parent/name``) has a pod container's cgroup FROZEN (what a runc killed between freeze and thaw leaves).
+    (proc, freezer root, frozen)"""
+    proc, root = tmp_path / "proc", tmp_path / "freezer"
+    (proc / str(pid)).mkdir(parents=True)
+    (proc / str(pid) / "cgroup").write_text(f"12:cpu,cpuacct:/{parent}/{name}\n6:freezer:/{parent}/{name}/init.scope\n"
+                                            "0::/\n")
+    node = root / parent / name
+    pod = node / "kubelet.slice" / "kubelet-kubepods.slice" / "pod1"
+    frozen = pod / "cri-containerd-c1.scope"
+    for d, state in ((root, "THAWED"), (node, "THAWED"), (pod, "THAWED"), (frozen, "FROZEN"),
+                     (pod / "cri-containerd-c2.scope", "THAWED"), (root / "docker" / "other", "FROZEN"),
+                     (root / "system.slice", "THAWED")):
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "freezer.state").write_text(state)
+    return proc, root, frozen
+
+
+def test_thaw_container_thaws_only_what_is_frozen_under_that_container(tmp_path):
+    from pytest_kready.providers import freezer
+
+    proc, root, frozen = frozen_node(tmp_path, 4242)
+    assert freezer.thaw_container(NODE_ID, 4242, root=root, proc=proc) == [frozen]
+    assert (frozen / "freezer.state").read_text() == "THAWED"
+    assert (root / "docker" / "other" / "freezer.state").read_text() == "FROZEN"  # another container's: untouched
+    assert freezer.thaw_container(NODE_ID, 4242, root=root, proc=proc) == []  # nothing left frozen
+    (frozen / "freezer.state").write_text("FROZEN")
+    # after a failed kill the engine may report an init pid that is gone, or reused by a host process (in the root
+    # cgroup, or another container's): the container's cgroup is then found by its ID, never from that process
+    (proc / "7").mkdir()
+    (proc / "7" / "cgroup").write_text("6:freezer:/docker/other\n")
+    for pid in (0, 99, 7):
+        assert freezer.thaw_container(NODE_ID, pid, root=root, proc=proc) == [frozen]
+        (frozen / "freezer.state").write_text("FROZEN")
+    assert (root / "docker" / "other" / "freezer.state").read_text() == "FROZEN"
+    assert freezer.thaw_container("0123456789abcdef", 7, root=root, proc=proc) == []  # no cgroup of that container
+    assert freezer.thaw_container("", 4242, root=root, proc=proc) == []
+    assert freezer.thaw_container(NODE_ID, 4242, root=tmp_path / "no-v1-freezer", proc=proc) == []  # cgroup v2 host
+
+
+def test_thaw_container_finds_a_systemd_drivers_scope(tmp_path):
+    from pytest_kready.providers import freezer
+
+    proc, root, frozen = frozen_node(tmp_path, 4242, parent="system.slice", name=f"docker-{NODE_ID}.scope")
+    assert freezer.thaw_container(NODE_ID, 0, root=root, proc=proc) == [frozen]
+    (frozen / "freezer.state").write_text("FROZEN")
+    assert freezer.thaw_container(NODE_ID, 4242, root=root, proc=proc) == [frozen]
+
+
+def test_a_node_that_cannot_be_killed_is_thawed_and_deleted(tmp_path):
+    """kind delete fails while a pod cgroup of the node is frozen; the provider thaws it and deletes again, and
+    says so (the killed-run sweep and destroy both go through delete_cluster)."""
+    from pytest_kready.providers import freezer
+
+    proc, root, frozen = frozen_node(tmp_path, 4242)
+    node = FakeNode()
+    node.images = {"kready/node:v1.36.2": PLACEHOLDER_PROBE}
+    p = kind_provider(tmp_path, node, thaw=lambda cid, pid: freezer.thaw_container(cid, pid, root=root, proc=proc))
+    p.create()
+    name = p.cluster_name
+    node.node_pids = {f"{name}-control-plane": 4242, "someone-control-plane": 5151}
+    node.delete_failures = 1
+    (frozen / "freezer.state").write_text("FROZEN")  # frozen again after the first thaw: the kill cut off anew
+    real_runner = node.__call__
+
+    def refreeze(argv, **kw):
+        done = real_runner(argv, **kw)
+        if argv[1:3] == ["delete", "cluster"] and done.returncode != 0:
+            (frozen / "freezer.state").write_text("FROZEN")
+        return done
+
+    p.runner = refreeze
+    p.destroy()
+    deletes = [c for c in node.calls if c[1:3] == ["delete", "cluster"]]
+    assert len(deletes) == 2 and name not in node.clusters
+    thawed = [n for n in p.notes if n.startswith("thawed ")]
+    assert thawed == [f"thawed 1 frozen cgroup(s) in kind node {name}-control-plane so that it could be deleted "
+                      "(a container kill cut off while frozen): cri-containerd-c1.scope"] * 2
+    assert ["docker", "inspect", "--format", "{{.Name}} {{.Id}} {{.State.Pid}}", f"id-{name}-control-plane"] in node.calls
+
+    # still frozen after every try: destroy says it failed, with kind's last line
+    p2 = kind_provider(tmp_path / "2", FakeNode(), thaw=lambda cid, pid: [])
+    p2.create()
+    p2.runner.delete_failures = 3
+    with pytest.raises(errors.ProviderError, match="kind delete cluster --name .* failed: ERROR: failed to delete cluster"):
+        p2.destroy()
+    assert len([c for c in p2.runner.calls if c[1:3] == ["delete", "cluster"]]) == 3
 
 
 # --- kind: attaching to the session's pytest-kind cluster ---------------------------------------------------------

@@ -305,8 +305,14 @@ BASE_ENTRIES=(--text "/etc/passwd:0644:$PASSWD_BASE" --text "/etc/group:0644:$GR
   --dir /home/nonroot:0755 --text '/etc/nsswitch.conf:0644:hosts: files dns\n')
 [ -f /etc/ssl/certs/ca-certificates.crt ] && BASE_ENTRIES+=(--file /etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/ca-certificates.crt:0644)
 
-# CoreDNS at the version kubeadm asks for (tools/build-local-binaries.sh builds an older one for `local`)
+# CoreDNS at the version kubeadm asks for: tools/build-local-binaries.sh's when it is that version (its default),
+# built here otherwise
 COREDNS_BIN=$NODE_DIR/bin/coredns-$COREDNS_VERSION
+if [ ! -x "$COREDNS_BIN" ] && [ "$(coredns_version "$LOCAL_BIN/coredns")" = "$COREDNS_VERSION" ]; then
+  log "coredns $COREDNS_VERSION: the local set's ($LOCAL_BIN/coredns)"
+  mkdir -p "$NODE_DIR/bin"
+  install -m 0755 "$LOCAL_BIN/coredns" "$COREDNS_BIN.tmp" && mv -f "$COREDNS_BIN.tmp" "$COREDNS_BIN"
+fi
 if [ ! -x "$COREDNS_BIN" ]; then
   log "building coredns $COREDNS_VERSION"
   mod=$WORK/coredns-$COREDNS_VERSION

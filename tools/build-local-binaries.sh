@@ -17,10 +17,10 @@ set -euo pipefail
 K8S_VERSION=${K8S_VERSION:-v1.36.2}
 STAGING_VERSION=v0.${K8S_VERSION#v1.}
 # BUILD_SET=upgrade: only what an in-place upgrade restarts (API server, controller manager, scheduler, kubelet,
-# kube-proxy, kubectl): the newer version of --kready-upgrade-rehearsal needs no more
+# kube-proxy): the newer version of --kready-upgrade-rehearsal needs no more (no kubectl, kubeadm or etcd tools)
 BUILD_SET=${BUILD_SET:-all}
 ETCD_VERSION=${ETCD_VERSION:-}           # default: the etcd the release's go.mod requires (v1.36.2: v3.6.8, v1.37.2: v3.7.0)
-COREDNS_VERSION=${COREDNS_VERSION:-v1.12.4}
+COREDNS_VERSION=${COREDNS_VERSION:-v1.14.2}  # the one kubeadm v1.36 asks for: the kind node image takes this binary
 GO_VERSION=$(go env GOVERSION)   # the machine's Go (same minor as the release's .go-version, 1.26.4)
 PAUSE_TAG=${PAUSE_TAG:-3.10.2}
 AGNHOST_TAG=${AGNHOST_TAG:-2.63.0}
@@ -53,11 +53,13 @@ step() { STEP=$((STEP + 1)); log "step $STEP of at most $STEPS: $*"; }
 log "cache: $CACHE (binaries and images in $BIN; delete it to rebuild everything)"
 die() { printf '[build] error: %s\n' "$*" >&2; exit 1; }
 TOOLS=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=tools/go-module.sh
+. "$TOOLS/go-module.sh"  # gomod, coredns_version
 
 k8s_cmds=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl kubeadm)
 extra_cmds=(agnhost etcd etcdctl etcdutl)
 if [ "$BUILD_SET" = upgrade ]; then
-  k8s_cmds=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl)
+  k8s_cmds=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy)
   extra_cmds=()
 fi
 missing=()
@@ -122,15 +124,12 @@ if [ "$BUILD_SET" = upgrade ]; then
   exit 0
 fi
 
-if [ ! -x "$BIN/coredns" ]; then
+if [ "$(coredns_version "$BIN/coredns")" != "$COREDNS_VERSION" ]; then  # missing, or another version cached
   mod=$WORK/coredns-$COREDNS_VERSION
-  mkdir -p "$mod"
   step "building coredns $COREDNS_VERSION"
-  ( cd "$mod"
-    [ -f go.mod ] || printf 'module kready.local/corednsbuild\n\ngo 1.26.0\n' > go.mod
-    go get github.com/coredns/coredns@"$COREDNS_VERSION"
-    go build -trimpath -ldflags "-s -w" -o "$BIN/coredns" github.com/coredns/coredns
-  )
+  gomod "$mod" "$COREDNS_VERSION" github.com/coredns/coredns
+  ( cd "$mod" && go build -trimpath -ldflags "-s -w" -o "$BIN/coredns.tmp" github.com/coredns/coredns )
+  mv -f "$BIN/coredns.tmp" "$BIN/coredns"
 fi
 
 if [ ! -x "$BIN/pause" ]; then

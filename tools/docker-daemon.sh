@@ -205,6 +205,27 @@ start() {
   echo "DOCKER_HOST=unix://$SOCK"
 }
 
+# On a cgroup v1 host a process in a FROZEN freezer cgroup does not act on SIGKILL: a kind node whose pod cgroup
+# runc left frozen (runc killed between freeze and thaw) can never stop, and dockerd waits for it. Thaw every frozen
+# cgroup under our daemon's running containers, nothing else: each container's cgroup is the one named by its full ID
+# (/docker/<id>, or docker-<id>.scope with the systemd driver; its init's PID may be stale after a failed kill).
+thaw_containers() {
+  local id top state n=0
+  [ -d /sys/fs/cgroup/freezer ] && answers || return 0
+  for id in $(docker_cli ps --quiet --no-trunc 2>/dev/null); do
+    [[ "$id" =~ ^[0-9a-f]{64}$ ]] || continue
+    top=$(find /sys/fs/cgroup/freezer -mindepth 1 -maxdepth 3 -type d \( -name "$id" -o -name "*-$id.scope" \) -print -quit 2>/dev/null)
+    [ -n "$top" ] || continue
+    while IFS= read -r state; do
+      if grep -qxE 'FROZEN|FREEZING' "$state" 2>/dev/null && echo THAWED > "$state" 2>/dev/null; then
+        n=$((n + 1))
+        log "thawed ${state%/freezer.state}"
+      fi
+    done < <(find "$top" -name freezer.state 2>/dev/null | sort)
+  done
+  [ "$n" = 0 ] || log "thawed $n frozen cgroup(s) under running containers"
+}
+
 stop() {
   local pid deadline
   pid=$(our_pid)
@@ -212,6 +233,7 @@ stop() {
     log "not running"
     return 0
   fi
+  thaw_containers
   log "stopping dockerd (pid $pid)"
   kill -TERM "$pid" 2>/dev/null || true
   deadline=$((SECONDS + TIMEOUT))

@@ -20,7 +20,9 @@ Making the cluster (``KindProvider.create``):
 * at the end (also after Ctrl-C or SIGTERM: the session's shielded finish) ``kind delete cluster``, then kind's
   shared ``kind`` docker network when no container is attached to it and no kind cluster is left (kind leaves it
   behind). Creates and that clean-up take a lock (``$KREADY_CACHE/kind/.lock``) so that two runs side by side
-  never remove the network under each other.
+  never remove the network under each other. Before each ``kind delete cluster`` (up to 3 tries) freezer cgroups
+  left frozen under the nodes are thawed (``pytest_kready.providers.freezer``: on cgroup v1 a frozen pod container
+  keeps its node from dying, and ``docker rm -f`` fails).
 
 Attaching instead (``pytest_kready.providers.pytest_kind``): when the session has a pytest-kind cluster (its
 ``kind_cluster`` fixture, or ``--cluster-name``), the run attaches to it: ownership ``external`` (or the record
@@ -61,6 +63,7 @@ from ..resources import kind_config
 from ..waits import WaitTimeout, wait_for
 from .base import AUDIT_LOG, EPHEMERAL, ETCD_RESTORE, Capabilities
 from .engines import container_engine
+from .freezer import thaw_container
 from .kind_host import engine_env, find_kind, local_image_id, node_image_candidates
 from .pytest_kind import PytestKindCluster
 
@@ -74,6 +77,7 @@ ETCD_DATA = "/var/lib/etcd"
 ETCDUTL = "/usr/local/bin/kready-etcdutl"
 CLUSTER_PREFIX = "kready-"
 KIND_NETWORK = "kind"  # the docker network kind creates and never removes
+KIND_CLUSTER_LABEL = "io.x-k8s.kind.cluster"  # on every node container kind makes: the cluster's name
 PLACEHOLDER_LABEL = "io.kready.placeholder"  # tools/build-kind-images.sh's label on its kindnetd placeholder
 CREATE_TIMEOUT = 600.0
 INSTALL_KIND = ("kind is not installed: install it (https://kind.sigs.k8s.io/docs/user/quick-start/#installation) "
@@ -275,8 +279,10 @@ class KindProvider:
 
     def __init__(self, settings, *, runner: Runner = run_argv, which: Callable[[str], str | None] = shutil.which,
                  state_root: Path | None = None, pytest_kind: PytestKindCluster | None = None,
-                 engine_finder: Callable = container_engine):
+                 engine_finder: Callable = container_engine,
+                 thaw: Callable[[str, int], list[Path]] = thaw_container):
         self.settings = settings
+        self.thaw = thaw
         self.runner = runner
         self.which = which
         self.engine_finder = engine_finder
@@ -448,8 +454,8 @@ class KindProvider:
                     shutil.rmtree(state, ignore_errors=True)  # kept, then deleted by hand: only its state is left
                 continue
             if state.name in existing:
-                proc = self.runner([self._kind, "delete", "cluster", "--name", state.name, "--kubeconfig",
-                                    str(state / "kubeconfig")], timeout=300, env=self._env())
+                proc, thawed = self.delete_cluster(state.name, state / "kubeconfig")
+                notes += thawed
                 if proc.returncode != 0:
                     notes.append(f"could not delete kind cluster {state.name} left by {record.describe()}: "
                                  f"{_last_line(proc)}")
@@ -457,6 +463,42 @@ class KindProvider:
                 notes.append(f"deleted kind cluster {state.name} left by {record.describe()}, which is gone")
             shutil.rmtree(state, ignore_errors=True)
         return notes
+
+    def delete_cluster(self, name: str, kubeconfig: Path, *, attempts: int = 3) -> tuple[subprocess.CompletedProcess, list[str]]:
+        """``kind delete cluster``, thawing frozen freezer cgroups under the cluster's nodes before each attempt (a
+        node whose pod cgroup was left frozen cannot be killed: see pytest_kready.providers.freezer). Returns the
+        last attempt and a note per node thawed."""
+        notes: list[str] = []
+        proc = None
+        for _ in range(attempts):
+            for node, cgroups in self.thaw_nodes(name).items():
+                notes.append(f"thawed {len(cgroups)} frozen cgroup(s) in kind node {node} so that it could be "
+                             f"deleted (a container kill cut off while frozen): {', '.join(c.name for c in cgroups[:3])}")
+            proc = self.runner([self._kind, "delete", "cluster", "--name", name, "--kubeconfig", str(kubeconfig)],
+                               timeout=300, env=self._env())
+            if proc.returncode == 0:
+                break
+        return proc, notes
+
+    def thaw_nodes(self, name: str) -> dict[str, list[Path]]:
+        """{node container: the cgroups thawed under it} for the kind cluster ``name``'s node containers."""
+        if not self.engine:
+            return {}
+        ps = self.runner([self.engine, "ps", "--all", "--quiet", "--filter", f"label={KIND_CLUSTER_LABEL}={name}"],
+                         timeout=60, env=self._env())
+        ids = ps.stdout.decode().split() if ps.returncode == 0 else []
+        if not ids:
+            return {}
+        inspect = self.runner([self.engine, "inspect", "--format", "{{.Name}} {{.Id}} {{.State.Pid}}", *ids],
+                              timeout=60, env=self._env())
+        thawed: dict[str, list[Path]] = {}
+        for line in inspect.stdout.decode().splitlines() if inspect.returncode == 0 else ():
+            fields = line.strip().lstrip("/").split()
+            if len(fields) == 3 and fields[2].isdigit():
+                cgroups = self.thaw(fields[1], int(fields[2]))
+                if cgroups:
+                    thawed[fields[0]] = cgroups
+        return thawed
 
     @staticmethod
     def _remove_stale_attach_dir(path: Path) -> None:
@@ -503,8 +545,8 @@ class KindProvider:
         if not self._created:
             return
         self._created = False
-        proc = self.runner([self._kind, "delete", "cluster", "--name", self.cluster_name, "--kubeconfig",
-                            str(self.kubeconfig)], timeout=300, env=self._env())
+        proc, thawed = self.delete_cluster(self.cluster_name, self.kubeconfig)
+        self.notes += thawed
         if proc.returncode != 0:
             raise ProviderError(f"kind delete cluster --name {self.cluster_name} failed: {_last_line(proc)}; "
                                 f"delete it by hand")
