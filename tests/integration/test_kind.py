@@ -126,15 +126,33 @@ class Run:
         return KREADY_NOTE.findall(self.out)
 
 
+class Started:
+    """A ``pytest`` run in ``root`` (a directory of its own) going on in the background; output in
+    ``root/<name>.log``. ``wait()`` gives its Run (killed at the deadline)."""
+
+    def __init__(self, root: Path, name: str, *args: str, timeout: float = RUN_TIMEOUT, **env: str):
+        root.mkdir(parents=True, exist_ok=True)
+        self.log_path, self.timeout = root / f"{name}.log", timeout
+        self.t0 = time.monotonic()
+        with self.log_path.open("wb") as log:
+            self.proc = subprocess.Popen(pytest_argv(root, *args), cwd=root, stdout=log, stderr=subprocess.STDOUT,
+                                         env=env_for(**env), start_new_session=True)
+
+    def wait(self) -> Run:
+        try:
+            self.proc.wait(timeout=max(1.0, self.timeout - (time.monotonic() - self.t0)))
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=60)
+            raise AssertionError(f"{self.log_path} ran past {self.timeout:g} s: "
+                                 f"{self.log_path.read_text(errors='replace')[-3000:]}") from None
+        return Run(self.proc.returncode, self.log_path.read_text(errors="replace"),
+                   round(time.monotonic() - self.t0, 1))
+
+
 def run_plugin(root: Path, name: str, *args: str, timeout: float = RUN_TIMEOUT, **env: str) -> Run:
     """``pytest`` in ``root`` (a directory of its own), output kept in ``root/<name>.log``."""
-    root.mkdir(parents=True, exist_ok=True)
-    t0 = time.monotonic()
-    proc = subprocess.run(pytest_argv(root, *args), cwd=root, capture_output=True, text=True, timeout=timeout,
-                          env=env_for(**env))
-    out = proc.stdout + proc.stderr
-    (root / f"{name}.log").write_text(out)
-    return Run(proc.returncode, out, round(time.monotonic() - t0, 1))
+    return Started(root, name, *args, timeout=timeout, **env).wait()
 
 
 def created_cluster(run: Run) -> tuple[str, float]:
@@ -265,11 +283,17 @@ def test_shipped_suites_on_kind_give_the_local_verdicts_but_the_stated_differenc
     team = write_team(tmp_path)
     drill = profile == "baseline"  # the baseline cluster is kept for the etcd drill, which runs last on it
 
-    # kind: the plugin makes the cluster from kind-configs/<profile>.yaml and the built node image
-    kind_json = tmp_path / "kind.json"
+    # kind: the plugin makes the cluster from kind-configs/<profile>.yaml and the built node image; beside it, local:
+    # the shared cluster of the same profile with the same inputs (two clusters of their own; both runs mostly wait)
+    absent(core, "shop")
+    kind_json, local_json = tmp_path / "kind.json", tmp_path / "local.json"
     keep = ["--kready-keep=all"] if drill else []
-    kind_run = run_plugin(tmp_path / "kind", "kind", "--kready-provider=kind", *suite_args(profile, team, kind_json),
-                          *keep)
+    started = Started(tmp_path / "kind", "kind", "--kready-provider=kind", *suite_args(profile, team, kind_json), *keep)
+    try:
+        local_run = run_plugin(tmp_path / "local", "local", "--kready-provider=local",
+                               *suite_args(profile, team, local_json), KREADY_LOCAL_SLOT=str(SLOTS[profile]))
+    finally:
+        kind_run = started.wait()
     name, create_s = created_cluster(kind_run)
     try:
         assert kind_run.returncode in (0, 1), kind_run.out[-4000:]  # verdicts, not a stop
@@ -291,11 +315,6 @@ def test_shipped_suites_on_kind_give_the_local_verdicts_but_the_stated_differenc
         assert "kind" in clean_kind.networks or "kind" not in state.networks, state
         assert not (Path(os.environ.get("KREADY_CACHE") or Path.home() / ".cache/pytest-kready") / "kind" / name).exists()
 
-    # local: the shared cluster of the same profile, the same inputs
-    absent(core, "shop")
-    local_json = tmp_path / "local.json"
-    local_run = run_plugin(tmp_path / "local", "local", "--kready-provider=local",
-                           *suite_args(profile, team, local_json), KREADY_LOCAL_SLOT=str(SLOTS[profile]))
     assert local_run.returncode in (0, 1), local_run.out[-4000:]
     local_doc = json.loads(local_json.read_text())
 
