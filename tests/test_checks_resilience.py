@@ -167,7 +167,7 @@ def test_reference_workload_safe_and_unsafe():
     assert shape["livenessProbe"] == {"httpGet": {"path": "/healthz", "port": 8080}}
     assert shape["preStop"] == {"exec": {"command": ["/bin/sleep", "5"]}}
     assert shape["terminationGracePeriodSeconds"] == 20 > rollout.PRESTOP_SECONDS + rollout.DRAIN_SECONDS
-    assert shape["strategy"]["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
+    assert shape["strategy"]["rollingUpdate"] == {"maxSurge": "100%", "maxUnavailable": 0}
     script = dep["spec"]["template"]["spec"]["containers"][0]["command"][-1]
     assert "--delay-shutdown=3" in script and script.startswith("sleep 2;")
     assert svc["spec"]["selector"] == dep["spec"]["selector"]["matchLabels"]

@@ -2,7 +2,8 @@
 
 ``reference_workload`` is the workload the check deploys in its own namespace: agnhost netexec, 3 replicas, a
 readiness probe (``/readyz``: 503 once SIGTERM arrives) distinct from the liveness probe (``/healthz``), a preStop
-delay, a termination grace period above preStop + drain, and a rolling update that never goes below 3 ready pods.
+delay, a termination grace period above preStop + drain, and a rolling update that never goes below 3 ready pods
+(all new pods at once: ``maxSurge: 100%``, ``maxUnavailable: 0``).
 ``safe=False`` gives the same workload without readiness, preStop and drain: the negative control, which loses
 requests on the same cluster. Both simulate two seconds of application start-up (``sleep 2`` before the server
 listens), as real applications have.
@@ -71,7 +72,9 @@ def reference_workload(run_id: str, image: str, *, name: str = "web", safe: bool
         "spec": {
             "replicas": replicas, "revisionHistoryLimit": 2,
             "selector": {"matchLabels": app},
-            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+            # every new pod at once, no old one gone before its replacement is available: the same guarantee as
+            # maxSurge 1 (the remediation's advice for a team's workload), one step instead of three (issue 14)
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "100%", "maxUnavailable": 0}},
             "template": {"metadata": {"labels": dict(app)},
                          "spec": pod_spec([c], terminationGracePeriodSeconds=GRACE_SECONDS)},
         },
