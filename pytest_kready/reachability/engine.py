@@ -34,6 +34,10 @@ from .truthtable import Cell, TruthTable, word
 DEFAULT_TIMEOUT = 2.0  # seconds per probe (denied traffic that is rejected answers at once)
 DEFAULT_DEADLINE = 60.0
 DEFAULT_SETTLE = 5.0
+# seconds between rounds: none (a round itself takes ~0.2 s; spacing rounds added nothing to what they show, as the
+# stability series of tools/bench_reachability.py measures); rounds that keep disagreeing while settling wait
+# ``settle_pause``
+DEFAULT_PAUSE = 0.0
 READY_TIMEOUT = 180.0
 
 
@@ -319,7 +323,7 @@ class Engine:
 
     def observe(self, sources: Sequence[Source], targets: Sequence[Target], *, expected: TruthTable | None = None,
                 cells: Iterable[Cell] | None = None, deadline: float = DEFAULT_DEADLINE,
-                settle: float = DEFAULT_SETTLE, min_rounds: int = MIN_ROUNDS, pause: float = 0.2,
+                settle: float = DEFAULT_SETTLE, min_rounds: int = MIN_ROUNDS, pause: float = DEFAULT_PAUSE,
                 settle_pause: float = 1.0, namespaces: Mapping[str, str] | None = None,
                 controls: Iterable[Cell] = (), control_sources: Sequence[Source] = (),
                 alive: Mapping[Target, Alive] | None = None) -> Result:
