@@ -11,6 +11,7 @@ subresource=None)``; a check whose need is not met is reported not-applicable wi
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -59,6 +60,7 @@ def kready_cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
         cluster = ks.start()
     except errors.KreadyError as e:
         _exit_for(e)
+    start_early(request.session.items, ks, cluster)
     yield cluster
 
 
@@ -81,6 +83,12 @@ class NamespaceFactory:
         name = self.cluster.scratch_namespace(name_prefix or self.item.name.split("[")[0].removeprefix("test_"),
                                               labels=labels, annotations=annotations)
         self.created.append(name)
+        return name
+
+    def adopt(self, name: str) -> str:
+        """A namespace of this run made for the test beforehand (an early start): released with the test's own."""
+        if name not in self.created:
+            self.created.append(name)
         return name
 
     @property
@@ -151,35 +159,63 @@ def kready_finding(request: pytest.FixtureRequest) -> FindingRecorder:
 from .reachability.fixture import kready_reachability  # noqa: E402 - defined in pytest_kready/reachability
 
 
+def gate_reason(item: pytest.Item, ks: KreadySession, cluster: Cluster | None = None) -> str | None:
+    """Why ``item`` is not-applicable before it runs (its ``kready_mode``, ``kready_needs`` and
+    ``kready_needs_permission`` markers), or None. ``cluster`` is needed only for needs and permissions."""
+    mode_marker = item.get_closest_marker("kready_mode")
+    if mode_marker:
+        needed = mode_marker.args[0]
+        if not ks.settings.allows(needed):
+            return f"needs --kready-mode={needed} (this run is {ks.settings.mode})"
+    needs = list(item.iter_markers("kready_needs"))
+    perms = list(item.iter_markers("kready_needs_permission"))
+    if not (needs or perms) or cluster is None:
+        return None
+    for marker in needs:
+        for capability in marker.args:
+            if not cluster.capabilities.has(capability):
+                return cluster.capabilities.why_not(capability)
+    if perms:
+        from .preflight import Permission, not_applicable_reason
+
+        missing = cluster.reviewer.missing([Permission.from_marker(m) for m in perms])
+        if missing:
+            return not_applicable_reason(missing)
+    return None
+
+
+def start_early(items: list[pytest.Item], ks: KreadySession, cluster: Cluster) -> None:
+    """Begin the early starts (``kready_early`` markers, pytest_kready.early) of the selected tests that will
+    run: once per key, in the order of the tests."""
+    if ks.settings.mode == READONLY or os.environ.get("PYTEST_XDIST_WORKER"):
+        return  # a worker's items are all collected ones, not the ones it will run: each test does its own work
+    for item in items:
+        for marker in item.iter_markers("kready_early"):
+            key, start = marker.kwargs.get("key"), marker.kwargs.get("start")
+            if not key or not callable(start) or cluster.early.started(key):
+                continue
+            try:
+                reason = gate_reason(item, ks, cluster)
+            except errors.KreadyError:
+                continue  # the test's own gate says it
+            if reason is None:
+                cluster.early.start(key, start, cluster)
+
+
 @pytest.fixture(autouse=True)
 def _kready_gate(request: pytest.FixtureRequest) -> None:
     """Not-applicable before the test runs when its mode, capability or permission needs are not met."""
     item = request.node
-    mode_marker = item.get_closest_marker("kready_mode")
-    needs = list(item.iter_markers("kready_needs"))
-    perms = list(item.iter_markers("kready_needs_permission"))
-    if not (mode_marker or needs or perms):
+    if not (item.get_closest_marker("kready_mode") or item.get_closest_marker("kready_needs")
+            or item.get_closest_marker("kready_needs_permission")):
         return
     ks = _session(request.config)
-    recorder = FindingRecorder(item)
-    if mode_marker:
-        needed = mode_marker.args[0]
-        if not ks.settings.allows(needed):
-            recorder.not_applicable(f"needs --kready-mode={needed} (this run is {ks.settings.mode})")
-    if not (needs or perms):
-        return
-    cluster: Cluster = request.getfixturevalue("kready_cluster")
-    for marker in needs:
-        for capability in marker.args:
-            if not cluster.capabilities.has(capability):
-                recorder.not_applicable(cluster.capabilities.why_not(capability))
-    if perms:
-        from .preflight import Permission, not_applicable_reason
-
-        wanted = [Permission.from_marker(m) for m in perms]
-        missing = cluster.reviewer.missing(wanted)
-        if missing:
-            recorder.not_applicable(not_applicable_reason(missing))
+    needs_cluster = item.get_closest_marker("kready_needs") or item.get_closest_marker("kready_needs_permission")
+    reason = gate_reason(item, ks)
+    if reason is None and needs_cluster:
+        reason = gate_reason(item, ks, request.getfixturevalue("kready_cluster"))
+    if reason is not None:
+        FindingRecorder(item).not_applicable(reason)
 
 
 __all__ = ["kready_cluster", "kready_namespace", "kready_ns", "kready_as_serviceaccount", "kready_finding",

@@ -20,6 +20,8 @@ MARKERS = (
     "etcd-restore, audit-log, upgrade-in-place); not-applicable with the provider's reason otherwise",
     "kready_needs_permission(verb, resource, group='', namespace=None, subresource=None): a permission the check "
     "needs (SelfSubjectAccessReview); not-applicable naming it otherwise",
+    "kready_early(key, start): start(cluster) begins in the background once the cluster is ready (once per key); "
+    "the test takes its result with kready_cluster.early.take(key) (pytest_kready.early)",
     "kready_check(id): the check id findings and reports carry",
     "kready_upgrade: a check of the upgrade suite; collected only with --kready-upgrade-to (deselected otherwise)",
     "kready_rehearsal: the in-place upgrade of --kready-upgrade-rehearsal, run between the two phases of the checks "
@@ -124,10 +126,12 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
     return lines
 
 
+@pytest.hookimpl(tryfirst=True)  # before the rehearsal's phase order, which keeps this order within each phase
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if not _stash_has(config):
         return
     _deselect_upgrade(config, items)
+    items[:] = restores_last(items)
     for item in items:
         for marker in item.iter_markers("kready_mode"):
             if len(marker.args) != 1 or marker.args[0] not in MODES:
@@ -137,6 +141,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             if unknown or not marker.args:
                 raise pytest.UsageError(f"{item.nodeid}: kready_needs takes capabilities among "
                                         f"{', '.join(CAPABILITY_NAMES)}")
+
+
+def restores_last(items: list[pytest.Item]) -> list[pytest.Item]:
+    """The items whose check restores the control plane's data (``kready_needs("etcd-restore")``: what was made
+    after its snapshot disappears, the API is away meanwhile) after all others, each group in its order."""
+    def restores(item: pytest.Item) -> bool:
+        return any("etcd-restore" in m.args for m in item.iter_markers("kready_needs"))
+
+    return [i for i in items if not restores(i)] + [i for i in items if restores(i)]
 
 
 def _deselect_upgrade(config: pytest.Config, items: list[pytest.Item]) -> None:

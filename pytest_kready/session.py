@@ -53,6 +53,11 @@ class Cluster:
         self._reviewer = None
         self.created: list[Ref] = []  # objects this run made and has not released yet (see track/release)
 
+    @property
+    def early(self):
+        """The run's early starts (pytest_kready.early): checks' preparation begun in the background."""
+        return self._session.early
+
     # --- clients -------------------------------------------------------------------------------------
     def api_client(self, *, new: bool = False, retries: bool = True, retry_deadline: float | None = None):
         """The run's ``ApiClient`` (retries, typed errors, readonly guard). ``new=True``: a private one the caller
@@ -229,6 +234,9 @@ class KreadySession:
         self._counter = itertools.count(1)
         self._start_error: errors.KreadyError | None = None
         self.applied = None  # applying.Applied once --kready-apply ran
+        from .early import EarlyStarts
+
+        self.early = EarlyStarts()  # checks' slow preparation, begun once the cluster is ready (pytest_kready.early)
         self.pytest_kind = None  # the session's pytest-kind cluster (providers.pytest_kind.target), set by kready_cluster
 
     # --- names ---------------------------------------------------------------------------------------------
@@ -340,6 +348,7 @@ class KreadySession:
         if provider is None:
             return
         keep = keeps(self.settings.keep, failed)
+        self.messages.extend(self.early.close(failed=failed))  # nothing runs in the background while cleaning up
         with shielded(), timings.phase("cleanup"):
             try:
                 # a cluster the provider attached to (local: already up) outlives the run: clean it like an existing one

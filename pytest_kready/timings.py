@@ -40,6 +40,7 @@ SCHEMA = "pytest-kready/timings/v1"
 REPORT_ATTR = "kready_timings"  # on a TestReport: {"check_id": ..., "phases": [...]} (travels with xdist reports)
 FIXTURE_MIN_S = 0.001  # fixtures quicker than this are not listed (pytest's own, plain values)
 
+_tags = threading.local()  # attributes every record made in this thread carries (``tagged``)
 _active: list[Recorder] = []  # the recorder of the running session (a stack: pytester runs nest sessions)
 
 
@@ -64,6 +65,7 @@ class Recorder:
         worker = os.environ.get("PYTEST_XDIST_WORKER")
         if worker:
             record["worker"] = worker
+        record.update(getattr(_tags, "attrs", None) or {})
         record.update(attrs)
         with self._lock:
             self._pending.append(record)
@@ -104,6 +106,18 @@ def phase(name: str, **attrs: Any) -> Iterator[None]:
         return
     with recorder.phase(name, **attrs):
         yield
+
+
+@contextlib.contextmanager
+def tagged(**attrs: Any) -> Iterator[None]:
+    """Every record made in this thread inside the block carries ``attrs`` (e.g. ``early="network"``: work done in
+    the background while other tests ran)."""
+    before = getattr(_tags, "attrs", None)
+    _tags.attrs = {**(before or {}), **attrs}
+    try:
+        yield
+    finally:
+        _tags.attrs = before
 
 
 def steps(prefix: str, values: Mapping[str, float] | None) -> None:

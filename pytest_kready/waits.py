@@ -3,6 +3,8 @@ last observed state, so a failure says what was seen, not just that time passed.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -19,6 +21,26 @@ class WaitTimeout(TimeoutError):
     def __init__(self, message: str, last: Any = None):
         super().__init__(message)
         self.last = last
+
+
+class WaitCancelled(WaitTimeout):
+    """The run is ending: a wait in a background thread (``early``) was interrupted."""
+
+
+_thread = threading.local()
+
+
+def cancel_on(event: threading.Event | None) -> None:
+    """Waits in the calling thread end with ``WaitCancelled`` once ``event`` is set (None: never)."""
+    _thread.cancel = event
+
+
+def _sleep(seconds: float) -> None:
+    event = getattr(_thread, "cancel", None)
+    if event is None:
+        time.sleep(seconds)
+    elif event.wait(seconds):
+        raise WaitCancelled("the run is ending")
 
 
 def wait_for(
@@ -41,7 +63,8 @@ def wait_for(
     retry = tenacity.retry_if_not_result(bool)
     if retry_on:
         retry = retry | tenacity.retry_if_exception_type(retry_on)
-    retrying = tenacity.Retrying(stop=tenacity.stop_after_delay(timeout), wait=wait, retry=retry, reraise=False)
+    retrying = tenacity.Retrying(stop=tenacity.stop_after_delay(timeout), wait=wait, retry=retry, reraise=False,
+                                 sleep=_sleep)
     try:
         with timings.phase("wait", what=what):  # polling time, per what (--kready-timings)
             return retrying(condition)

@@ -19,10 +19,15 @@ from __future__ import annotations
 import pytest
 
 from pytest_kready.checks import network as checks
+from pytest_kready.early import NotStarted
 from pytest_kready.settings import READONLY
 
 READONLY_REASON = ("creates probe pods (in throw-away namespaces and in the target namespaces); readonly mode "
                    "creates no pods (use --kready-mode=standard)")
+
+
+# the probe pods are placed in the background from the cluster's start on (pytest_kready/early.py)
+pytestmark = pytest.mark.kready_early(key="network", start=checks.start_audit)
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +35,10 @@ def _network_audit(request, kready_cluster):
     if kready_cluster.mode == READONLY:
         yield None
         return
-    audit = checks.NetworkAudit(kready_cluster)
+    try:
+        audit = kready_cluster.early.take("network")
+    except NotStarted:  # not started early (e.g. under xdist): placed by the first check
+        audit = checks.NetworkAudit(kready_cluster)
     yield audit
     audit.close(failed=request.session.testsfailed > 0)
 

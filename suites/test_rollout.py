@@ -4,19 +4,28 @@ How the load is sent and measured: pytest_kready/load.py and docs/checks-resilie
 
 import pytest
 
+from pytest_kready.checks import rollout as rollout_checks
+from pytest_kready.early import NotStarted
+
 
 @pytest.mark.kready_check("rollout.zero-downtime")
 @pytest.mark.kready_mode("standard")
 @pytest.mark.kready_needs_permission("create", "deployments", "apps")
 @pytest.mark.kready_needs_permission("get", "pods", subresource="proxy")
+@pytest.mark.kready_early(key="rollout.reference", start=rollout_checks.start_reference)
 def test_rollout_zero_downtime(kready_cluster, kready_namespace, kready_finding):
     """A workload done right (readiness distinct from liveness, preStop delay, grace period, surge-only rolling
     update) loses no request while a new revision rolls out under steady load through its Service."""
     from pytest_kready.checks import rollout as rollout
 
-    ns = kready_namespace(name_prefix="rollout")
-    result = rollout.run_reference(kready_cluster.api_client(), kready_cluster.no_retry_client_factory(), ns, kready_cluster.run_id,
-                                   kready_cluster.settings.image)
+    try:  # deployed in the background from the cluster's start on (pytest_kready/early.py)
+        deployed = kready_cluster.early.take("rollout.reference")
+        ns = kready_namespace.adopt(deployed.namespace)
+    except NotStarted:
+        deployed, ns = None, kready_namespace(name_prefix="rollout")
+    kready_cluster.early.idle()  # the measurement runs with nothing of the run's own in the background
+    result = rollout.run_reference(kready_cluster.api_client(), kready_cluster.no_retry_client_factory(), ns,
+                                   kready_cluster.run_id, kready_cluster.settings.image, deployed=deployed)
     result.record(kready_finding)
 
 

@@ -4,6 +4,9 @@ volume can be bound). See pytest_kready/checks/storage.py and docs/checks-resili
 
 import pytest
 
+from pytest_kready.checks import storage as storage_checks
+from pytest_kready.early import NotStarted
+
 
 @pytest.mark.kready_check("storage.pvc-reclaim")
 @pytest.mark.kready_mode("standard")
@@ -11,18 +14,20 @@ import pytest
 @pytest.mark.kready_needs_permission("create", "storageclasses", "storage.k8s.io")
 @pytest.mark.kready_needs_permission("delete", "storageclasses", "storage.k8s.io")
 @pytest.mark.kready_needs_permission("patch", "persistentvolumes")
+@pytest.mark.kready_early(key="storage.pvc-reclaim", start=storage_checks.start_checks)
 def test_pvc_reclaim(kready_cluster, kready_namespace, kready_finding):
     """Write a marker to a fresh claim of a throw-away copy of the class, delete the claim: the volume (verified as
     provisioned for that claim) must be kept (Released, Retain) and, bound to a new claim, give the marker back. A
     Delete reclaim policy fails, naming the original StorageClass."""
-    from pytest_kready.checks import storage as storage
-
-    api = kready_cluster.api_client()
-    names, missing, by_name = storage.classes_to_check(api, kready_cluster.settings.storage_classes)
-    for name in missing:
+    try:  # run in the background from the cluster's start on (pytest_kready/early.py)
+        outcome = kready_cluster.early.take("storage.pvc-reclaim")
+        for _, ns, _ in outcome.results:
+            kready_namespace.adopt(ns)
+    except NotStarted:
+        outcome = storage_checks.check_classes(kready_cluster, lambda prefix: kready_namespace(name_prefix=prefix))
+    for name in outcome.missing:
         kready_finding("inconclusive", f"StorageClass {name} (--kready-storage-classes) does not exist")
-    if not names and not missing:
+    if not outcome.names and not outcome.missing:
         kready_finding.not_applicable("the cluster has no default StorageClass and --kready-storage-classes names none")
-    for name in names:
-        ns = kready_namespace(name_prefix=f"pvc-{name}")
-        storage.check_class(kready_cluster, ns, name, by_name[name]).record(kready_finding)
+    for _, _, result in outcome.results:
+        result.record(kready_finding)

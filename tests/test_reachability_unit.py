@@ -540,6 +540,22 @@ def test_settling_rounds_do_not_count(monkeypatch, engine):
     assert "seen: + + | - - -" in result.detail(*A_TO_B)
 
 
+def test_a_settle_window_that_began_earlier_counts_at_once(monkeypatch, engine):
+    """``settle_since``: the pods were Ready long ago, so a disagreement in the first round is no longer "settling"
+    (the same rounds as in test_settling_rounds_do_not_count decide at once, the other way)."""
+    import time
+
+    late = [lambda pod, p: True, lambda pod, p: True, lambda pod, p: False]
+    result, _ = _run(monkeypatch, engine, late, expected=lambda lab: lab.expect(False), settle=30,
+                     settle_since=time.monotonic() - 31)
+    assert result.counted_from == 0 and result.rounds == 3 and not result.ok
+    assert result.observed.get(*A_TO_B) is True  # it connected in counted rounds: a finding, not a settling round
+    engine.close()
+    recent, _ = _run(monkeypatch, engine, late, expected=lambda lab: lab.expect(False), settle=30,
+                     settle_since=time.monotonic() - 1)
+    assert recent.ok and recent.counted_from == 2  # the window still runs: as without settle_since
+
+
 def test_a_disagreeing_round_inside_the_settle_window_starts_the_count_again(monkeypatch, engine):
     flap = [lambda pod, p: True, lambda pod, p: pod != "a", lambda pod, p: True, lambda pod, p: True]
     result, _ = _run(monkeypatch, engine, flap, expected=lambda lab: lab.expect(True))

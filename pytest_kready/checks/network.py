@@ -43,6 +43,7 @@ import dataclasses
 import ipaddress
 import random
 import threading
+import time
 from typing import Any
 
 from .. import errors, labels
@@ -259,6 +260,7 @@ class NetworkAudit:
         self._ready = False
         self._enforcement: Enforcement | None = None
         self._matrix: Result | None = None
+        self.placed_at: float | None = None
         self.created: list[tuple[str, str, str]] = []  # (kind, namespace, name) outside our own namespaces
 
     # --- setup -------------------------------------------------------------------------------------------
@@ -325,6 +327,7 @@ class NetworkAudit:
         self.outside = self._outside_target(listener, pods[(fresh, "probe")])
         for ns in self.targets:
             self.real_targets[ns], self.skipped[ns] = self._discover(ns)
+        self.placed_at = time.monotonic()  # every pod of the matrix Ready: the matrix's settle window runs from here
 
     def _place(self, ns: str) -> Placement:
         """Put a probe pod in target namespace ``ns`` (standard mode); say why not if admission refuses it."""
@@ -667,7 +670,7 @@ class NetworkAudit:
             expected.values[cell] = False
         result = self.engine.observe(sources, targets, expected=expected, settle=MATRIX_SETTLE,
                                      deadline=MATRIX_DEADLINE, namespaces=self.namespaces, controls=controls,
-                                     alive=alive)
+                                     alive=alive, settle_since=self.placed_at)
         self._verify(result)
         return result
 
@@ -719,6 +722,17 @@ class NetworkAudit:
 
 class AuditError(Exception):
     """The network probes could not be set up (one line)."""
+
+
+def start_audit(cluster: Any) -> NetworkAudit:
+    """The network checks' early start (``kready_early``): the audit with its pods placed and Ready. A setup that
+    failed is said again by the checks (``setup`` raises the same ``AuditError``)."""
+    audit = NetworkAudit(cluster)
+    try:
+        audit.setup()
+    except AuditError:
+        pass
+    return audit
 
 
 def _one_line(e: BaseException) -> str:

@@ -25,8 +25,10 @@ would otherwise stay on the node for ever). The copy of the class is deleted aft
 from __future__ import annotations
 
 import copy
+import dataclasses
 import secrets
 import time
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -137,6 +139,33 @@ def _pv_summary(pv: dict | None) -> dict | None:
             "provisionedBy": (pv["metadata"].get("annotations") or {}).get(PROVISIONED_BY),
             "capacity": (spec.get("capacity") or {}).get("storage"), "source": {source: spec.get(source)} if source else None,
             "claimRef": {k: (spec.get("claimRef") or {}).get(k) for k in ("namespace", "name", "uid")}}
+
+
+@dataclasses.dataclass
+class Outcome:
+    """``storage.pvc-reclaim`` over the classes it checks: the named ones that do not exist, and per class checked
+    (name, its throw-away namespace, the result)."""
+
+    names: list[str]
+    missing: list[str]
+    results: list[tuple[str, str, CheckResult]]
+
+
+def check_classes(cluster, make_namespace: Callable[[str], str]) -> Outcome:
+    """The default StorageClass and each one of ``--kready-storage-classes``, one after the other, each in a fresh
+    namespace from ``make_namespace(prefix)``."""
+    names, missing, by_name = classes_to_check(cluster.api_client(), cluster.settings.storage_classes)
+    results = []
+    for name in names:
+        ns = make_namespace(f"pvc-{name}")
+        results.append((name, ns, check_class(cluster, ns, name, by_name[name])))
+    return Outcome(names, missing, results)
+
+
+def start_checks(cluster) -> Outcome:
+    """The check's early start (``kready_early``): the whole cycle, in the background from the cluster's start on
+    (it only waits on its own claims and volumes)."""
+    return check_classes(cluster, cluster.scratch_namespace)
 
 
 def check_class(cluster, namespace: str, storage_class: str, sc: dict, *, timeout: float = 120) -> CheckResult:

@@ -326,7 +326,7 @@ class Engine:
                 settle: float = DEFAULT_SETTLE, min_rounds: int = MIN_ROUNDS, pause: float = DEFAULT_PAUSE,
                 settle_pause: float = 1.0, namespaces: Mapping[str, str] | None = None,
                 controls: Iterable[Cell] = (), control_sources: Sequence[Source] = (),
-                alive: Mapping[Target, Alive] | None = None) -> Result:
+                alive: Mapping[Target, Alive] | None = None, settle_since: float | None = None) -> Result:
         """Probe every source → target (not a pod to itself; only ``cells`` when given, or the expectation's cells)
         in rounds, and decide each cell from the counted rounds (see ``sampling``).
 
@@ -334,7 +334,9 @@ class Engine:
         ``control_sources``: pods that only probe controls, e.g. themselves over localhost); ``alive``: for each
         target, how it is shown alive in a round (``sampling.Alive``, whose cells may be table or control cells).
         With ``alive`` given, a target without an entry is never "blocked"; without it (``None``), every failed
-        probe counts (a raw observation)."""
+        probe counts (a raw observation). ``settle_since``: the ``time.monotonic()`` the settle window runs from
+        (default: now) — e.g. when the last pod of the table was Ready and nothing has changed since, a window that
+        has already passed costs no waiting."""
         unresolved = [t for t in targets if not t.host]
         if unresolved:
             raise ValueError(f"targets without an address: {', '.join(map(str, unresolved[:5]))}")
@@ -372,7 +374,7 @@ class Engine:
                 return self._sample(shape, sessions, plan, probes, expected=expected, deadline=deadline,
                                     settle=settle, min_rounds=min_rounds, pause=pause, settle_pause=settle_pause,
                                     sources=list(sources) + list(control_sources), namespaces=namespaces,
-                                    alive=alive)
+                                    alive=alive, settle_since=settle_since)
             finally:
                 for key, session in sessions.items():
                     self._give_back(by_key[key], session)
@@ -402,8 +404,10 @@ class Engine:
     def _sample(self, shape: TruthTable, sessions: dict[str, ProbeSession], plan: dict[str, list[Target]],
                 probes: dict[Target, Probe], *, expected: TruthTable | None, deadline: float, settle: float,
                 min_rounds: int, pause: float, settle_pause: float, sources: Sequence[Source],
-                namespaces: Mapping[str, str] | None, alive: Mapping[Target, Alive] | None) -> Result:
+                namespaces: Mapping[str, str] | None, alive: Mapping[Target, Alive] | None,
+                settle_since: float | None = None) -> Result:
         start = time.monotonic()
+        ahead = max(0.0, start - settle_since) if settle_since is not None else 0.0  # of the window, already past
         table_cells = list(shape.cells())
         planned = [(row, col) for row, cols in plan.items() for col in cols]
         history: dict[Cell, list[bool | None]] = {c: [] for c in planned}
@@ -425,7 +429,7 @@ class Engine:
             values = {c: history[c][-1] for c in table_cells}
             elapsed = time.monotonic() - start
             agrees = expected is not None and all(expected.get(*c) == values[c] for c in table_cells)
-            window.add(agrees, began, elapsed)
+            window.add(agrees, began + ahead, elapsed + ahead)
             if not window.open and len(window.counted()) >= min_rounds:
                 decisions = _decide(table_cells, history, window.counted(), alive, min_rounds)
                 if not any(d.pending for d in decisions.values()):
