@@ -57,10 +57,9 @@ def kready_cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
             from .providers.pytest_kind import target
 
             ks.pytest_kind = target(request)  # the session's pytest-kind cluster: attached to, not made again
-        cluster = ks.start()
+        cluster = ks.start(early=lambda c: start_early(request.session.items, ks, c))
     except errors.KreadyError as e:
         _exit_for(e)
-    start_early(request.session.items, ks, cluster)
     yield cluster
 
 

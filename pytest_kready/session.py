@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import re
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -248,14 +249,23 @@ class KreadySession:
         return f"kr-{prefix}{tail}"
 
     # --- lifecycle -------------------------------------------------------------------------------------
-    def start(self) -> Cluster:
-        """Make or attach the cluster, check it answers and that the run may do its work, sweep, apply."""
+    def start(self, early: Callable[[Cluster], None] | None = None) -> Cluster:
+        """Make or attach the cluster, check it answers and that the run may do its work, sweep, apply; then
+        ``early(cluster)`` (the checks' early starts) while the provider finishes its start (local: the add-ons)."""
         if self.cluster is not None:
             return self.cluster
         if self._start_error is not None:
             raise self._start_error
         try:
-            self.cluster = self._start()
+            cluster = self._start()
+            if early is not None:
+                early(cluster)
+            settle = getattr(self.provider, "settle", None)
+            if settle is not None:
+                with timings.phase("cluster.settle", provider=self.provider.name):
+                    settle()
+                timings.steps("cluster.settle", getattr(self.provider, "settle_timings", None))
+            self.cluster = cluster
         except errors.KreadyError as e:
             self._start_error = e
             raise

@@ -160,12 +160,13 @@ class FakeCluster:
         c.down = lambda: self.calls.append("down")
         c.mark_kept = lambda: self.calls.append("mark_kept")
 
-        def up(owner=None, timeout=120):
-            self.calls.append("up")
+        def up(owner=None, timeout=120, wait_addons=True):
+            self.calls.append("up" if wait_addons else "up without add-ons")
             self.record = owner.replace(ready=True)
             return c.kubeconfig
 
         c.up = up
+        c.wait_addons = lambda timeout=120: self.calls.append("wait_addons")
 
 
 def provider(**kw):
@@ -177,14 +178,16 @@ def test_nothing_on_the_slot_starts_a_cluster_owned_by_this_run():
     p = provider()
     fake = FakeCluster(p)
     access = p.create()
-    assert fake.calls == ["up"] and access.kubeconfig == p.cluster.kubeconfig
+    assert fake.calls == ["up without add-ons"] and access.kubeconfig == p.cluster.kubeconfig
+    p.settle()  # the session's, after its apply and while the early starts begin
+    assert fake.calls == ["up without add-ons", "wait_addons"]
     rec = p.ownership
     assert (rec.maker, rec.run_id, rec.pid, rec.ready) == ("run", "12030626-a1b2c3", os.getpid(), True)
     caps = p.capabilities
     assert caps.ephemeral and caps.has(ETCD_RESTORE) and caps.apply_allowed and caps.has(ETCD)
     p.destroy()
     p.destroy()
-    assert fake.calls == ["up", "down"]
+    assert fake.calls == ["up without add-ons", "wait_addons", "down"]
 
 
 def test_a_killed_runs_cluster_is_torn_down_and_rebuilt_never_attached():
@@ -192,7 +195,7 @@ def test_a_killed_runs_cluster_is_torn_down_and_rebuilt_never_attached():
     killed = Ownership.this_process(ownership.RUN, "local", "kready7", run_id="old").replace(pid=_dead_pid(), ready=True)
     fake = FakeCluster(p, record=killed, running="baseline")
     p.create()
-    assert fake.calls == ["down", "up"] and not p.attached and p.capabilities.ephemeral
+    assert fake.calls == ["down", "up without add-ons"] and not p.attached and p.capabilities.ephemeral
     assert p.ownership.run_id == "12030626-a1b2c3"
     assert p.notes == [f"tore down the local cluster kready7 (slot 7) left by the pytest run old (pid {killed.pid}), "
                        "which is gone"]
@@ -273,7 +276,7 @@ def test_kept_cluster_is_handed_to_the_user():
     fake = FakeCluster(p)
     p.create()
     message = p.describe_kept()
-    assert fake.calls == ["up", "mark_kept"] and "kready-local down --slot 7" in message
+    assert fake.calls == ["up without add-ons", "mark_kept"] and "kready-local down --slot 7" in message
 
 
 def test_up_refuses_a_slot_held_by_a_live_run_and_records_itself(tmp_path, monkeypatch):

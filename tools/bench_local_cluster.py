@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Benchmark the local provider with cached binaries and images (issue 14, items 3 and 4):
 
-* start → a usable API with a pod Running (``start_to_pod_running_s``), and the start steps ``LocalCluster.timings``
-  measures (``phase_*_s``: cleanup of the slot, API server, images, node Ready, add-ons, the whole ``up``);
+* start → a usable API with a pod Running (``start_to_pod_running_s``: ``up(wait_addons=False)``, as a run starts
+  it), then → CoreDNS and the volume provisioner Ready (``start_to_addons_ready_s``), and the start steps
+  ``LocalCluster.timings`` measures (``phase_*_s``: cleanup of the slot, API server, images, node Ready, add-ons,
+  the whole ``up``);
 * ``--drill``: the etcd snapshot-and-restore drill of ``etcd.snapshot-restore`` (pytest_kready/checks/etcd.py,
   ``run_drill``: marker A, snapshot, marker B, restore through ``LocalControlPlane.restore_etcd``, API back, A there
   and B gone) on that cluster: ``drill_s`` (the whole drill), ``restore_call_s`` (``restore_etcd``: stop the
@@ -33,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench_common import BENCH_LABELS, check_slot, free_slot, sigterm_unwinds, stats, stats_line  # noqa: E402
 from kubernetes import client, config  # noqa: E402
-from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed  # noqa: E402
+from tenacity import Retrying, retry_if_exception_type, retry_if_result, stop_after_delay, wait_fixed  # noqa: E402
 
 from pytest_kready import labels  # noqa: E402
 from pytest_kready.access import ClusterAccess  # noqa: E402
@@ -45,7 +47,7 @@ from pytest_kready.local.layout import Layout  # noqa: E402
 from pytest_kready.providers.local import LocalControlPlane  # noqa: E402
 
 PAUSE = "registry.k8s.io/pause:3.10.2"
-KEYS = ("start_to_pod_running_s", "drill_s", "restore_call_s", "restore_api_s", "restore_to_change_gone_s",
+KEYS = ("start_to_pod_running_s", "start_to_addons_ready_s", "drill_s", "restore_call_s", "restore_api_s", "restore_to_change_gone_s",
         "snapshot_s", "restore_stop_s", "restore_etcdutl_and_rest_s", "restore_etcd_start_s",
         "restore_apiserver_start_s", "restore_controllers_start_s", "teardown_s")
 
@@ -114,14 +116,19 @@ def one_run(bin_dir: Path, slot: int, profile: str, with_drill: bool) -> dict:
     out: dict = {"profile": profile}
     try:
         t0 = time.monotonic()
-        cluster.up()
+        cluster.up(wait_addons=False)  # as a run starts it: CoreDNS and the provisioner are waited for below
         api = config.new_client_from_config(config_file=str(cluster.kubeconfig))
         core = client.CoreV1Api(api)
-        core.create_namespaced_pod("default", {"metadata": {"name": "bench"}, "spec": {
-            "containers": [{"name": "c", "image": PAUSE, "imagePullPolicy": "Never"}]}})
+        # refused until the controller manager has made the namespace's default ServiceAccount: part of the start
+        Retrying(stop=stop_after_delay(60), wait=wait_fixed(0.1), reraise=True,
+                 retry=retry_if_exception_type(client.exceptions.ForbiddenException))(
+            lambda: core.create_namespaced_pod("default", {"metadata": {"name": "bench"}, "spec": {
+                "containers": [{"name": "c", "image": PAUSE, "imagePullPolicy": "Never"}]}}))
         Retrying(stop=stop_after_delay(60), wait=wait_fixed(0.1), retry=retry_if_result(lambda r: not r))(
             lambda: core.read_namespaced_pod("bench", "default").status.phase == "Running")
         out["start_to_pod_running_s"] = round(time.monotonic() - t0, 2)
+        cluster.wait_addons()
+        out["start_to_addons_ready_s"] = round(time.monotonic() - t0, 2)
         api.close()
         out.update({f"phase_{k}_s": round(v, 2) for k, v in cluster.timings.items()})
         if with_drill:

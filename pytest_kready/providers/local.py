@@ -148,9 +148,20 @@ class LocalProvider:
         self.ownership = Ownership.this_process(ownership.RUN, "local", cluster.layout.name,
                                                 run_id=getattr(self.settings, "run_id", None))
         self._started = True  # from here on destroy() removes whatever up() left
-        kubeconfig = cluster.up(owner=self.ownership)
+        kubeconfig = cluster.up(owner=self.ownership, wait_addons=False)  # settle() waits for them
         self.ownership = self.ownership.replace(ready=True)
         return ClusterAccess(kubeconfig=kubeconfig, context=None)
+
+    def settle(self) -> None:
+        """The rest of the start (CoreDNS and the volume provisioner Ready), waited for after the run's preflight,
+        sweep and apply, and while the checks' early starts begin (a cluster attached to is ready already)."""
+        if self._started and not self.attached:
+            self.cluster.wait_addons()  # ProviderError naming what is not ready, with the kubelet's last lines
+
+    @property
+    def settle_timings(self) -> dict[str, float]:
+        return {k: v for k, v in self.cluster.timings.items() if k.startswith("addons-") and k != "addons-apply"} \
+            if self._started and not self.attached else {}
 
     def _attach(self, record: Ownership, running: str | None) -> ClusterAccess:
         if record.owned_by_live_run() or record.starting():
