@@ -8,7 +8,7 @@ import time
 import pytest
 
 from pytest_kready import early, timings, waits
-from pytest_kready.plugin import restores_last
+from pytest_kready.plugin import run_order
 
 
 def test_a_start_is_taken_once_and_a_key_starts_once():
@@ -101,14 +101,19 @@ def test_records_made_in_the_background_carry_the_key():
 
 
 class _Item:
-    def __init__(self, name, needs=()):
-        self.name, self.needs = name, needs
+    def __init__(self, name, needs=(), early=False):
+        self.name, self.needs, self.early = name, needs, early
 
     def iter_markers(self, name):
-        return [pytest.mark.kready_needs(*self.needs).mark] if name == "kready_needs" and self.needs else []
+        if name == "kready_needs" and self.needs:
+            return [pytest.mark.kready_needs(*self.needs).mark]
+        if name == "kready_early" and self.early:
+            return [pytest.mark.kready_early(key=self.name, start=len).mark]
+        return []
 
 
-def test_the_etcd_restore_runs_after_every_other_check():
-    items = [_Item("admission"), _Item("etcd", ("control-plane-exec", "etcd", "etcd-restore")), _Item("network"),
-             _Item("audit", ("audit-log",)), _Item("storage")]
-    assert [i.name for i in restores_last(items)] == ["admission", "network", "audit", "storage", "etcd"]
+def test_checks_taking_an_early_start_run_late_and_the_etcd_restore_last():
+    items = [_Item("admission"), _Item("etcd", ("control-plane-exec", "etcd", "etcd-restore")),
+             _Item("network", early=True), _Item("audit", ("audit-log",)), _Item("rollout", early=True),
+             _Item("rbac")]
+    assert [i.name for i in run_order(items)] == ["admission", "audit", "rbac", "network", "rollout", "etcd"]

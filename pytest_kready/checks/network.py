@@ -725,12 +725,17 @@ class AuditError(Exception):
 
 
 def start_audit(cluster: Any) -> NetworkAudit:
-    """The network checks' early start (``kready_early``): the audit with its pods placed and Ready. A setup that
-    failed is said again by the checks (``setup`` raises the same ``AuditError``)."""
+    """The network checks' early start (``kready_early``): the audit with its pods placed and Ready, the canary
+    observed and, when it showed enforcement, the matrix sampled — what the checks read, done while other checks
+    run (nothing they do touches these pods or the target namespaces' policies). Whatever failed here is done
+    and said again by the checks themselves (``setup`` raises the same ``AuditError``; a canary or matrix that
+    raised is not kept)."""
     audit = NetworkAudit(cluster)
     try:
         audit.setup()
-    except AuditError:
+        if audit.enforcement().enforced:
+            audit.matrix()
+    except Exception:  # noqa: BLE001 - see above: the checks do it again and report it
         pass
     return audit
 
