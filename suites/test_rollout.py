@@ -16,16 +16,13 @@ from pytest_kready.early import NotStarted
 def test_rollout_zero_downtime(kready_cluster, kready_namespace, kready_finding):
     """A workload done right (readiness distinct from liveness, preStop delay, grace period, surge-only rolling
     update) loses no request while a new revision rolls out under steady load through its Service."""
-    from pytest_kready.checks import rollout as rollout
-
-    try:  # deployed in the background from the cluster's start on (pytest_kready/early.py)
-        deployed = kready_cluster.early.take("rollout.reference")
-        ns = kready_namespace.adopt(deployed.namespace)
+    try:  # run in the background from the cluster's start on (pytest_kready/early.py)
+        ns, result = kready_cluster.early.take("rollout.reference")
+        kready_namespace.adopt(ns)
     except NotStarted:
-        deployed, ns = None, kready_namespace(name_prefix="rollout")
-    kready_cluster.early.idle()  # the measurement runs with nothing of the run's own in the background
-    result = rollout.run_reference(kready_cluster.api_client(), kready_cluster.no_retry_client_factory(), ns,
-                                   kready_cluster.run_id, kready_cluster.settings.image, deployed=deployed)
+        result = rollout_checks.run_reference(kready_cluster.api_client(), kready_cluster.no_retry_client_factory(),
+                                              kready_namespace(name_prefix="rollout"), kready_cluster.run_id,
+                                              kready_cluster.settings.image)
     result.record(kready_finding)
 
 

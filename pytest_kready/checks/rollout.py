@@ -280,43 +280,33 @@ def reference_repro(namespace: str, name: str, host: str) -> str:
             f"kubectl -n {namespace} rollout status deployment/{name}")
 
 
-@dataclasses.dataclass
-class Deployed:
-    """The reference workload (or the unsafe control) and the load client in ``namespace``, available."""
-
-    namespace: str
-    name: str
-    safe: bool
-    deployment: dict
-    service: dict
-
-
 def deploy_reference(api, namespace: str, run_id: str, image: str, *, safe: bool = True, name: str = "web",
-                     timeout: float = 120) -> Deployed:
-    """Create the workload, its Service and the load client in ``namespace``; wait until every pod is available."""
+                     timeout: float = 120) -> tuple[dict, dict]:
+    """Create the workload, its Service and the load client in ``namespace``; wait until every pod is available.
+    Returns (the Deployment as sent, the Service as created)."""
     deployment, service = reference_workload(run_id, image, name=name, safe=safe)
     create(api, deployment, namespace)
     svc = create(api, service, namespace)
     load.deploy_client(api, namespace, run_id, image)
     wait_available(api, namespace, name, timeout=timeout)
-    return Deployed(namespace, name, safe, deployment, svc)
+    return deployment, svc
 
 
-def start_reference(cluster) -> Deployed:
-    """``rollout.zero-downtime``'s early start (``kready_early``): its throw-away namespace with the reference
-    workload and the load client deployed and available."""
+def start_reference(cluster) -> tuple[str, CheckResult]:
+    """``rollout.zero-downtime``'s early start (``kready_early``): the whole check in its throw-away namespace,
+    while other checks run (their requests are few next to the load; a lost request needs a pod that stopped
+    serving while it still received traffic, not a slow API server). Returns (namespace, result)."""
     namespace = cluster.scratch_namespace("rollout")
-    return deploy_reference(cluster.api_client(), namespace, cluster.run_id, cluster.settings.image)
+    return namespace, run_reference(cluster.api_client(), cluster.no_retry_client_factory(), namespace,
+                                    cluster.run_id, cluster.settings.image)
 
 
 def run_reference(api, new_api: Callable[[], Any], namespace: str, run_id: str, image: str, *, safe: bool = True,
-                  name: str = "web", timeout: float = 120, deployed: Deployed | None = None) -> CheckResult:
-    """Deploy the reference workload (or the unsafe control) and the client in ``namespace`` (unless ``deployed``
-    there already), roll it out under load, judge."""
-    if deployed is None:
-        deployed = deploy_reference(api, namespace, run_id, image, safe=safe, name=name)
-    namespace, name, safe = deployed.namespace, deployed.name, deployed.safe
-    host = deployed.service["spec"]["clusterIP"]
+                  name: str = "web", timeout: float = 120) -> CheckResult:
+    """Deploy the reference workload (or the unsafe control) and the client in ``namespace``, roll it out under
+    load, judge."""
+    deployment, svc = deploy_reference(api, namespace, run_id, image, safe=safe, name=name)
+    host = svc["spec"]["clusterIP"]
     workload = f"{'reference' if safe else 'unsafe control'} workload {namespace}/{name}"
     client = load.LoadClient(api, namespace)
     ok, seen = load.warm_up(client, host, PORT, "/hostname")
@@ -327,7 +317,7 @@ def run_reference(api, new_api: Callable[[], Any], namespace: str, run_id: str, 
     trigger = {"spec": {"template": {"metadata": {"annotations": {"kready.dev/rollout": _now()}}}}}
     m = measure_rollout(api, new_api, client_namespace=namespace, namespace=namespace, name=name, host=host,
                         port=PORT, path="/hostname", trigger=trigger, timeout=timeout)
-    return judge(m, workload=workload, check_reference=True, name=name, shape=workload_shape(deployed.deployment),
+    return judge(m, workload=workload, check_reference=True, name=name, shape=workload_shape(deployment),
                  repro=reference_repro(namespace, name, host))
 
 
