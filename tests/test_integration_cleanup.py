@@ -161,3 +161,44 @@ def test_readonly_creates_nothing(local_cluster, kube, tmp_path):
     assert after_ns == before_ns
     assert {r.metadata.name for r in rbac.list_cluster_role().items} == before_roles
     assert core.list_namespaced_pod("default", field_selector="metadata.name=probe").items == []
+
+
+EARLY = """
+import pathlib, time
+import pytest
+from pytest_kready import waits
+
+
+def slow_start(cluster):
+    ns = cluster.scratch_namespace("early")
+    pathlib.Path({marker!r}).write_text(cluster.run_id)
+    waits.wait_for(lambda: False, timeout=300, interval=1, what="something that never comes")
+    return ns
+
+
+def test_first(kready_cluster):  # runs first (it takes no early start) while the early start waits
+    time.sleep(600)
+
+
+@pytest.mark.kready_early(key="slow", start=slow_start)
+def test_takes(kready_cluster):
+    kready_cluster.early.take("slow")
+"""
+
+
+def test_interrupt_during_an_early_start_cancels_it_and_leaves_nothing(local_cluster, kube, tmp_path):
+    """Ctrl-C while an early start (pytest_kready/early.py) waits in the background: its wait ends at once, the
+    run's cleanup runs after it and removes what it made."""
+    marker = tmp_path / "started"
+    path = tmp_path / "test_early.py"
+    path.write_text(textwrap.dedent(EARLY.format(marker=str(marker))))
+    proc = start(local_cluster, path, "--kready-mode=standard")
+    run_id = wait_started(proc, marker)
+    assert [x for x in labelled(kube, run_id) if x.startswith("ns/kr-early-")], "the early start made its namespace"
+    t = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    out = proc.communicate(timeout=300)[0].decode()
+    assert proc.returncode == 2, out
+    assert time.monotonic() - t < 25, out  # not the early start's 300 s wait, nor close()'s 30 s join
+    assert "still running" not in out, out
+    assert labelled(kube, run_id) == [], out
