@@ -263,6 +263,11 @@ class Argv:
             "--use-service-account-credentials=true",
             "--leader-elect=false",
             "--controllers=*,bootstrapsigner,tokencleaner",
+            # the client's rate limit (default 20/s, burst 30) paced its start: each controller's ServiceAccount
+            # and token are requested one after the other before it runs (~120 requests), so a namespace's
+            # default ServiceAccount, and with it the first pod, came ~4 s after the API server was ready
+            "--kube-api-qps=200",
+            "--kube-api-burst=400",
         ]
 
     def scheduler(self, kubeconfig: Path) -> list[str]:
