@@ -1,9 +1,10 @@
 """Probes: one exec per source pod, kept open, runs every probe of that source at once, round after round.
 
 The exec runs a small POSIX shell script (busybox ``sh`` in the agnhost image). It reads its probes from stdin
-once, then waits: each ``go`` line it receives starts a round — every probe at once through ``xargs -P`` — and it
-prints one line per probe, ``R <id> <exit status> <message>``, then ``END <round>``. End of stdin (the exec closed)
-ends it. So the second and later rounds of a matrix cost no exec setup at all, and nothing of the probe list travels
+once, then waits: each ``go`` line it receives starts a round — every probe at once: TCP probes as background jobs
+of the shell itself (a fork each, no new shell to start), the others through ``xargs -P`` — and it prints the
+round in one write: one line per probe, ``R <id> <exit status> <message>``, then ``END <round>``. End of stdin (the
+exec closed) ends it. So the second and later rounds of a matrix cost no exec setup at all, and nothing of the probe list travels
 in the exec URL. Per probe:
 
 * TCP: ``nc`` when the image has a usable one (``nc -z`` of netcat-openbsd, as in the upstream agnhost image;
@@ -81,12 +82,10 @@ def _seconds(timeout: float) -> int:
     return max(1, int(math.ceil(timeout)))
 
 
+# one UDP or DNS probe (through xargs: sh -c "$P" <id> <kind> <host> <port> <host:port>)
 _PROBE = r"""exec </dev/null
 k=$1 h=$2 p=$3 hp=$4
 case $k in
-tcp) if [ "$NC" = z ]; then o=$(nc -z -w "$T" "$h" "$p" 2>&1 </dev/null); r=$?
-     elif [ "$NC" = e ]; then o=$(nc -w "$T" "$h" "$p" -e true 2>&1 </dev/null); r=$?
-     else o=$(/agnhost connect "$hp" --timeout="${T}s" 2>&1); r=$?; fi ;;
 dns) case $h in *.) n=$h ;; *) n=$h.$Z ;; esac
      if [ -n "$Z" ] && command -v nslookup >/dev/null 2>&1; then o="nsl: $(timeout "$D" nslookup "$n" 2>&1)"; r=$?
      else o=$(timeout "$D" /agnhost connect "$hp" --timeout="${T}s" 2>&1); r=$?; fi ;;
@@ -94,6 +93,16 @@ dns) case $h in *.) n=$h ;; *) n=$h.$Z ;; esac
 esac
 set -f
 echo "R $0 $r" $o"""
+
+
+# one TCP probe, run as a background job of the session's shell: q <id> <kind> <host> <port> <host:port>
+_TCP = r"""q() { set -f
+  case $NC in
+  z) o=$(nc -z -w "$T" "$3" "$4" 2>&1 </dev/null) ;;
+  e) o=$(nc -w "$T" "$3" "$4" -e true 2>&1 </dev/null) ;;
+  *) o=$(/agnhost connect "$5" --timeout="${T}s" 2>&1) ;;
+  esac
+  echo "R $1 $?" $o; }"""
 
 
 def _header(timeout: float) -> list[str]:
@@ -107,11 +116,15 @@ def _header(timeout: float) -> list[str]:
         # each agnhost probe is a fresh Go process that allocates next to nothing: one P, no collector (~30% less CPU)
         "export GOMAXPROCS=1 GOGC=off",
         f"P={shlex.quote(_PROBE)}",
+        _TCP,
     ]
 
 
 def _round_lines(fast: str, slow: str, tcp_parallel: int, agnhost_parallel: int) -> list[str]:
-    return [f'[ -n "{fast}" ] && {{ printf "%s" "{fast}" | xargs -P {int(tcp_parallel)} -n 5 sh -c "$P" & }}',
+    """One round: the TCP probes ``tcp_parallel`` at a time as jobs of this shell, the others through xargs."""
+    n = int(tcp_parallel)
+    return [f'[ -n "{fast}" ] && {{ printf "%s" "{fast}" | {{ j=0; while read -r i k h p hp; do '
+            f'q "$i" "$k" "$h" "$p" "$hp" & j=$((j+1)); [ $((j % {n})) = 0 ] && wait; done; wait; }} & }}',
             f'[ -n "{slow}" ] && {{ printf "%s" "{slow}" | xargs -P {int(agnhost_parallel)} -n 5 sh -c "$P" & }}',
             "wait"]
 
@@ -131,8 +144,11 @@ def session_script(*, timeout: float = 2, tcp_parallel: int = TCP_PARALLEL,
         "while IFS= read -r c; do",
         '  [ "$c" = go ] || break',
         "  N=$((N+1))",
-        *("  " + line for line in _round_lines("$F", "$S", tcp_parallel, agnhost_parallel)),
-        '  echo "END $N"',
+        # the round's lines gathered, then written at once: one message on the exec stream, not one per probe
+        "  O=$(",
+        *("    " + line for line in _round_lines("$F", "$S", tcp_parallel, agnhost_parallel)),
+        "  )",
+        '  printf "%s\\nEND %s\\n" "$O" "$N"',
         "done",
     ]) + "\n"
 
