@@ -2,7 +2,8 @@
 
     python tools/compare_findings.py before.json after.json
 
-A finding's key is (check id, target namespace with the run's own names normalised, attack); the verdicts of
+A finding's key is (check id, target namespace with the run's own names normalised — also
+bench_run.py readonly's ``bench-ro-<tag>-NNN`` — attack); the verdicts of
 the keys both files have are compared, and keys only one file has are listed. Used to show that a change kept
 the verdicts of the reference profiles (run the shipped suites before and after on the same cluster)."""
 import json, re, sys
@@ -11,6 +12,7 @@ from collections import Counter
 def key(f):
     ns = f.get("target_namespace") or ""
     ns = re.sub(r"^kr-([a-z-]+?)-[0-9a-f]{8}-[0-9a-f]{6}.*$", r"kr-\1-<run>", ns)
+    ns = re.sub(r"^bench-ro-[0-9a-f]+-", "bench-ro-<run>-", ns)  # bench_run.py readonly's namespaces
     return (f["check_id"], ns, (f.get("evidence") or {}).get("attack", "") if isinstance(f.get("evidence"), dict) else "")
 
 def load(p):
