@@ -915,3 +915,36 @@ def test_random_clusters_rules_match_reference_semantics(chunk):
                     assert got == want, f"seed {seed}: {s} -> {d} {proto}/{port}: rules {got}, reference {want}\n{pols}\n{text}"
                     checked += 1
     assert checked > 10000
+
+
+def test_the_informer_lists_again_quickly_until_the_api_server_first_answers(monkeypatch):
+    """The enforcer starts with the API server: refused lists are retried every STARTING_RETRY (not backed off to
+    seconds), so the first sync follows the API server's start at once."""
+    import json as _json
+    import threading as _threading
+    import time as _time
+
+    from pytest_kready.local.netpol import controller
+
+    monkeypatch.setattr(controller, "STARTING_RETRY", 0.02)
+    calls = []
+
+    class _Resp:
+        data = _json.dumps({"metadata": {"resourceVersion": "7"}, "items": [{"metadata": {"name": "n1"}}]})
+
+    def list_fn(**_):
+        calls.append(_time.monotonic())
+        if len(calls) <= 6:
+            raise ConnectionRefusedError("[Errno 111] Connection refused")
+        return _Resp()
+
+    stop = _threading.Event()
+    informer = controller.Informer("namespaces", list_fn, controller.slim_namespace, stop.set, stop)
+    t0 = _time.monotonic()
+    informer.start()
+    informer.join(timeout=10)
+    assert not informer.is_alive()
+    assert informer.synced.is_set() and len(calls) == 7
+    assert [o["metadata"]["name"] for o in informer.snapshot()] == ["n1"]
+    # six refusals cost six short waits; the backoff of after the first list (0.5 s doubling) would take 31.5 s
+    assert _time.monotonic() - t0 < 2.0

@@ -27,6 +27,7 @@ from . import rules
 
 log = logging.getLogger("kready.netpol")
 
+STARTING_RETRY = 0.25  # seconds between lists until the first one succeeds (the API server starting)
 BRIDGE_SYSCTL = Path("/proc/sys/net/bridge/bridge-nf-call-iptables")
 
 
@@ -99,11 +100,14 @@ class Informer(threading.Thread):
             w.stop()
 
     def run(self) -> None:
+        # Until the first list succeeds, the API server is starting beside us (the enforcer starts with it): try
+        # again every STARTING_RETRY seconds, quietly. After that, an error backs off from 0.5 s up to 10 s.
         backoff = 0.5
+        listed, tries = False, 0
         while not self.stop_event.is_set():
             try:
                 rv = self.list()
-                backoff = 0.5
+                listed, backoff = True, 0.5
                 while not self.stop_event.is_set():
                     rv = self.watch(rv)
             except Gone:
@@ -111,7 +115,14 @@ class Informer(threading.Thread):
             except Exception as exc:  # API down, bad response, ...: list again after a pause
                 if self.stop_event.is_set():
                     break
-                log.warning("%s: %s: %s; listing again in %.1fs", self.kind, type(exc).__name__, str(exc).splitlines()[0][:300] if str(exc) else "", backoff)
+                why = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
+                if not listed:
+                    tries += 1  # said once, then every ~5 s: the cluster's start shows this log when it fails
+                    if tries % int(5 / STARTING_RETRY) == 1:
+                        log.warning("%s: %s; not listed yet, trying every %.2fs", self.kind, why, STARTING_RETRY)
+                    self.stop_event.wait(STARTING_RETRY)
+                    continue
+                log.warning("%s: %s; listing again in %.1fs", self.kind, why, backoff)
                 self.stop_event.wait(backoff)
                 backoff = min(backoff * 2, 10)
 
