@@ -18,7 +18,8 @@ Safety:
 * ``idle()``: a disruptive check (the etcd drill restores a snapshot: what was created after it disappears) waits
   until nothing runs in the background before it starts.
 
-Usable without pytest: ``EarlyStarts().start("x", fn, cluster)`` and ``.take("x")``.
+Usable without pytest: ``EarlyStarts().start("x", fn, cluster)`` and ``.take("x")``. ``run_order(items)``: the
+order of the tests that take early starts.
 """
 
 from __future__ import annotations
@@ -109,3 +110,16 @@ class EarlyStarts:
                     problems.append(f"early start {key}: could not close: {e}")
         self._pool.shutdown(wait=False, cancel_futures=True)
         return problems
+
+
+def run_order(items: list) -> list:
+    """The order checks run in (pytest items; the plugin applies it at collection), each group in its collected
+    order: those without an early start first, so the background work (``kready_early``) has their time to get
+    done; then those that take an early start; last those that restore the control plane's data
+    (``kready_needs("etcd-restore")``: what was made after its snapshot disappears, the API is away meanwhile)."""
+    def group(item) -> int:
+        if any("etcd-restore" in m.args for m in item.iter_markers("kready_needs")):
+            return 2
+        return 1 if any(True for _ in item.iter_markers("kready_early")) else 0
+
+    return [item for _, item in sorted(enumerate(items), key=lambda pair: (group(pair[1]), pair[0]))]

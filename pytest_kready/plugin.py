@@ -10,7 +10,7 @@ import importlib
 
 import pytest
 
-from . import hooks
+from . import early, hooks
 from .resources import suites_dir
 from .settings import MODES, OPTIONS, OPTIONS_BY_NAME, Settings
 
@@ -131,7 +131,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if not _stash_has(config):
         return
     _deselect_upgrade(config, items)
-    items[:] = run_order(items)
+    items[:] = early.run_order(items)
     for item in items:
         for marker in item.iter_markers("kready_mode"):
             if len(marker.args) != 1 or marker.args[0] not in MODES:
@@ -141,19 +141,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             if unknown or not marker.args:
                 raise pytest.UsageError(f"{item.nodeid}: kready_needs takes capabilities among "
                                         f"{', '.join(CAPABILITY_NAMES)}")
-
-
-def run_order(items: list[pytest.Item]) -> list[pytest.Item]:
-    """The order checks run in, each group in its collected order: those without an early start first, so the
-    background work (``kready_early``, pytest_kready/early.py) has their time to get done; then those that take
-    an early start; last those that restore the control plane's data (``kready_needs("etcd-restore")``: what was
-    made after its snapshot disappears, the API is away meanwhile)."""
-    def group(item: pytest.Item) -> int:
-        if any("etcd-restore" in m.args for m in item.iter_markers("kready_needs")):
-            return 2
-        return 1 if any(True for _ in item.iter_markers("kready_early")) else 0
-
-    return [item for _, item in sorted(enumerate(items), key=lambda pair: (group(pair[1]), pair[0]))]
 
 
 def _deselect_upgrade(config: pytest.Config, items: list[pytest.Item]) -> None:

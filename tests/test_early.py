@@ -8,7 +8,7 @@ import time
 import pytest
 
 from pytest_kready import early, timings, waits
-from pytest_kready.plugin import run_order
+from pytest_kready.early import run_order
 
 
 def test_a_start_is_taken_once_and_a_key_starts_once():
