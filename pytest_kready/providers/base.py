@@ -76,6 +76,17 @@ class ControlPlane(Protocol):
 
 @runtime_checkable
 class Provider(Protocol):
+    """What the session needs of a provider. A provider may also offer, and the session uses when present
+    (``KreadySession``, looked up with ``getattr``):
+
+    * ``notes``: lines saying what it did or found besides making the cluster (kind: a stale cluster removed);
+    * ``timings``: its own create steps in seconds, recorded under ``cluster.create.<step>``;
+    * ``prepare(api)``: work on the cluster after preflight and sweep, before the apply (kind: the profile's
+      cluster manifests);
+    * ``settle()``: the rest of its start, waited for after the apply while the checks' early starts begin
+      (local: CoreDNS and the volume provisioner Ready), with ``settle_timings`` like ``timings``.
+    """
+
     name: str
     capabilities: Capabilities  # final once create() returned (attaching may take some away)
     ownership: Ownership | None  # who made the cluster; None until create()
