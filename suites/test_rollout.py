@@ -20,9 +20,7 @@ def test_rollout_zero_downtime(kready_cluster, kready_namespace, kready_finding)
         ns, result = kready_cluster.early.take("rollout.reference")
         kready_namespace.adopt(ns)
     except NotStarted:
-        result = rollout_checks.run_reference(kready_cluster.api_client(), kready_cluster.no_retry_client_factory(),
-                                              kready_namespace(name_prefix="rollout"), kready_cluster.run_id,
-                                              kready_cluster.settings.image)
+        _, result = rollout_checks.check_reference(kready_cluster, lambda prefix: kready_namespace(name_prefix=prefix))
     result.record(kready_finding)
 
 

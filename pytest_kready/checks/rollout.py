@@ -292,13 +292,19 @@ def deploy_reference(api, namespace: str, run_id: str, image: str, *, safe: bool
     return deployment, svc
 
 
-def start_reference(cluster) -> tuple[str, CheckResult]:
-    """``rollout.zero-downtime``'s early start (``kready_early``): the whole check in its throw-away namespace,
-    while other checks run (their requests are few next to the load; a lost request needs a pod that stopped
-    serving while it still received traffic, not a slow API server). Returns (namespace, result)."""
-    namespace = cluster.scratch_namespace("rollout")
+def check_reference(cluster, make_namespace: Callable[[str], str]) -> tuple[str, CheckResult]:
+    """``rollout.zero-downtime`` on the run's cluster, in a fresh namespace from ``make_namespace(prefix)``.
+    Returns (namespace, result)."""
+    namespace = make_namespace("rollout")
     return namespace, run_reference(cluster.api_client(), cluster.no_retry_client_factory(), namespace,
                                     cluster.run_id, cluster.settings.image)
+
+
+def start_reference(cluster) -> tuple[str, CheckResult]:
+    """The check's early start (``kready_early``): the whole check in its throw-away namespace, while other
+    checks run (their requests are few next to the load; a lost request needs a pod that stopped serving while it
+    still received traffic, not a slow API server)."""
+    return check_reference(cluster, cluster.scratch_namespace)
 
 
 def run_reference(api, new_api: Callable[[], Any], namespace: str, run_id: str, image: str, *, safe: bool = True,
