@@ -12,8 +12,10 @@ registered values.
 from __future__ import annotations
 
 import base64
+import bisect
 import dataclasses
 import enum
+import json
 import logging
 import re
 import threading
@@ -164,8 +166,11 @@ class _Known:
     def __init__(self):
         self.lock = threading.Lock()
         self.values: set[str] = set()
-        self._pattern: re.Pattern | None = None
+        self._matcher: _Literals | None = None
         self.generation = 0  # bumped whenever values change: what was scrubbed before may need scrubbing again
+        self._history: list[tuple[int, str]] = []  # (generation it brought, value) since the last clear
+        self._cleared_at = 0
+        self._since: dict[tuple[int, bool], _Literals] = {}  # added_since's matchers, this generation
 
     def add(self, value: str | bytes | None, *, explicit: bool = True) -> None:
         if not explicit and not _registrable(value):
@@ -174,24 +179,88 @@ class _Known:
             with self.lock:
                 if v not in self.values:
                     self.values.add(v)
-                    self._pattern = None
+                    self._matcher = None
                     self.generation += 1
+                    self._history.append((self.generation, v))
+                    self._since = {}
 
-    def pattern(self) -> re.Pattern | None:
+    def matcher(self) -> _Literals | None:
         with self.lock:
-            if self._pattern is None and self.values:
-                try:
-                    self._pattern = _literal_trie(self.values)
-                except (RecursionError, re.error, OverflowError):  # never let redaction crash the reporter
-                    self._pattern = re.compile("|".join(re.escape(v) for v in sorted(self.values, key=len,
-                                                                                      reverse=True)))
-            return self._pattern
+            if self._matcher is None and self.values:
+                self._matcher = _Literals(self.values)
+            return self._matcher
+
+    def added_since(self, generation: int, *, as_json: bool = False) -> _Literals | None | bool:
+        """What finds the values learnt after ``generation`` (a text without them that was clean then is clean
+        now): ``None`` when there are none, ``False`` when the registry was emptied since (scrub again).
+        ``as_json``: each value as it appears inside a JSON string (``json.dumps``' escapes)."""
+        with self.lock:
+            if generation < self._cleared_at:
+                return False
+            if generation >= self.generation:
+                return None
+            key = (generation, as_json)
+            if key not in self._since:
+                start = bisect.bisect_right(self._history, generation, key=lambda e: e[0])
+                values = [v for _, v in self._history[start:]]
+                self._since[key] = _Literals(json.dumps(v)[1:-1] for v in values) if as_json else _Literals(values)
+            return self._since[key]
 
     def clear(self) -> None:
         with self.lock:
             self.values.clear()
-            self._pattern = None
+            self._matcher = None
             self.generation += 1
+            self._history, self._cleared_at, self._since = [], self.generation, {}
+
+
+class _Literals:
+    """Where any of many literal strings (the secret values a run knows) occurs in a text, leftmost and longest
+    first, as one alternation of them all would match. One regex of them all is what this replaces: sre's parser
+    is Python, and compiling 200 ServiceAccount tokens took 0.4 s, again after every token a run minted. Here a
+    small regex of the values' first ``HEAD`` characters finds where one may start and ``startswith`` confirms
+    the longest value there."""
+
+    HEAD = 16
+
+    def __init__(self, words: Iterable[str]):
+        by_head: dict[str, list[str]] = {}
+        for w in set(words):
+            if w:
+                by_head.setdefault(w[: self.HEAD], []).append(w)
+        for group in by_head.values():
+            group.sort(key=len, reverse=True)
+        self._by_head = by_head
+        self._head_lengths = sorted({len(h) for h in by_head}, reverse=True)
+        try:
+            self._heads = _literal_trie(set(by_head)) if by_head else None
+        except (RecursionError, re.error, OverflowError):  # never let redaction crash the reporter
+            self._heads = re.compile("|".join(re.escape(h) for h in sorted(by_head, key=len, reverse=True)))
+
+    def _next(self, text: str, pos: int) -> tuple[int, int] | None:
+        if self._heads is None:
+            return None
+        while (m := self._heads.search(text, pos)) is not None:
+            i = m.start()
+            for n in self._head_lengths:
+                for w in self._by_head.get(text[i:i + n], ()):
+                    if text.startswith(w, i):
+                        return i, i + len(w)
+            pos = i + 1
+        return None
+
+    def search(self, text: str) -> bool:
+        return self._next(text, 0) is not None
+
+    def sub(self, repl: str, text: str) -> str:
+        out, pos = [], 0
+        while (span := self._next(text, pos)) is not None:
+            out += (text[pos:span[0]], repl)
+            pos = span[1]
+        if not out:
+            return text
+        out.append(text[pos:])
+        return "".join(out)
 
 
 _KNOWN = _Known()
@@ -363,28 +432,34 @@ def _plain(value: Any) -> Any:
 
 
 class _ScrubMemo:
-    """What ``_scrub_text`` returned for a text, while the registry stays the same generation: a run redacts the
-    same strings over and over (one pod spec per target namespace, each finding at record time and again at the
-    end), and the regexes are the reporter's largest cost. Texts up to 4 KiB, at most 100,000 of them."""
+    """What ``_scrub_text`` returned for a text: a run redacts the same strings over and over (one pod spec per
+    target namespace, each finding at record time and again at the end), and the regexes are the reporter's
+    largest cost. An answer stays good while the registry grows by values that are not in the text (most: a run
+    mints a token per ServiceAccount it acts as). Texts up to 4 KiB, at most 100,000 of them."""
 
     MAX_TEXT, MAX_ENTRIES = 4096, 100_000
 
     def __init__(self):
-        self.generation = -1
-        self.done: dict[str, str] = {}
+        self.done: dict[str, tuple[str, int]] = {}  # text -> (clean, generation it was clean at)
 
     def get(self, text: str, generation: int) -> str | None:
-        if generation != self.generation:
-            self.done, self.generation = {}, generation
+        entry = self.done.get(text)
+        if entry is None:
             return None
-        return self.done.get(text)
+        clean, at = entry
+        if at != generation:
+            since = _KNOWN.added_since(at)
+            if since is False or (since is not None and since.search(text)):
+                return None
+            self.done[text] = (clean, generation)
+        return clean
 
     def put(self, text: str, clean: str, generation: int) -> None:
-        if len(text) > self.MAX_TEXT or generation != self.generation:
+        if len(text) > self.MAX_TEXT:
             return
         if len(self.done) >= self.MAX_ENTRIES:
             self.done = {}
-        self.done[text] = clean
+        self.done[text] = (clean, generation)
 
 
 _MEMO = _ScrubMemo()
@@ -409,8 +484,40 @@ def _scrub_text(text: str, secrets: set[str] | frozenset[str] = frozenset()) -> 
     return clean
 
 
+# Where a credential word ends in a text, and what must follow it for _QUOTED, _ASSIGN or _FLAG to match there:
+# the word's rest and up to 40 name characters, then the quote and colon, the `=`, or the space. Those patterns
+# try every position of a text and backtrack through their bounded repetitions: 0.1-0.3 ms per kilobyte, and a pod
+# spec in a repro has `automountServiceAccountToken` in it. Finding the words with `str.find` and trying only
+# what follows them (anchored) tells in a few microseconds that they cannot match.
+_CRED_STEMS = ("passw", "passphrase", "token", "secret", "key", "credential")  # _CRED_WORDS end with one of these
+_AFTER_QUOTED = re.compile(r"[\w.-]{0,45}['\"]\s*:\s*['\"]")
+_AFTER_ASSIGN = re.compile(r"[\w.-]{0,45}=")
+_AFTER_FLAG = re.compile(r"[\w-]{0,45}\s")
+
+
+_ANYWHERE = (-1,)  # a text that is not ASCII: its lowercase may not line up with it, so the patterns run as they are
+
+
+def _credential_word_ends(text: str) -> list[int] | tuple[int, ...] | None:
+    """Where each occurrence of a credential word's stem ends in ``text``; ``None`` when there is none."""
+    if not text.isascii():
+        return _ANYWHERE if _CRED.search(text) else None
+    low = text.lower()
+    ends = []
+    for stem in _CRED_STEMS:
+        i = low.find(stem)
+        while i >= 0:
+            ends.append(i + len(stem))
+            i = low.find(stem, i + 1)
+    return ends or None
+
+
+def _followed(text: str, ends: list[int] | tuple[int, ...], after: re.Pattern) -> bool:
+    return ends is _ANYWHERE or any(after.match(text, e) for e in ends)
+
+
 def _scrub_uncached(text: str) -> str:
-    known = _KNOWN.pattern()
+    known = _KNOWN.matcher()
     if known is not None:
         text = known.sub(REDACTED, text)
     low = text.lower()
@@ -426,13 +533,13 @@ def _scrub_uncached(text: str) -> str:
         text = _HEADER.sub(lambda m: m.group(1) + m.group(2) + REDACTED, text)
     if any(h in low for h in ("cookie", "api-key", "x-auth-token", "x-access-token")):
         text = _OTHER_HEADER.sub(lambda m: m.group(1) + m.group(2) + REDACTED, text)
-    cred = _CRED.search(text) is not None
-    if cred and ("'" in text or '"' in text) and ":" in text:
+    ends = _credential_word_ends(text)
+    if ends and ("'" in text or '"' in text) and ":" in text and _followed(text, ends, _AFTER_QUOTED):
         text = _QUOTED.sub(lambda m: m.group(1) + m.group(2) + m.group(1) + m.group(3) + m.group(4) + REDACTED
                            + m.group(4), text)
-    if cred and "=" in text:
+    if ends and "=" in text and _followed(text, ends, _AFTER_ASSIGN):
         text = _ASSIGN.sub(lambda m: m.group(1) + m.group(2) + REDACTED, text)
-    if cred and "--" in text:
+    if ends and "--" in text and _followed(text, ends, _AFTER_FLAG):
         text = _FLAG.sub(lambda m: m.group(1) + m.group(2) + REDACTED, text)
     if "-u" in low:  # `-u` and `--user`
         text = _USERINFO.sub(lambda m: m.group(1) + REDACTED, text)
@@ -518,6 +625,19 @@ def _scrub_object(obj: Any, secrets: frozenset[str], depth: int = 0) -> Any:
         for name, v in list(vars(obj).items()):
             object.__setattr__(obj, name, _scrub_object(v, secrets, depth + 1))
     return obj
+
+
+def still_clean(record: Any, generation: int) -> bool:
+    """Whether ``record`` (JSON-safe), redacted when the registry was at ``generation``, is redacted now too: no
+    value learnt since is in it (looked for in its JSON text, each value escaped as JSON writes it, which is
+    exact: JSON escapes character by character). A run's findings are redacted when their test ends and written
+    at its end; most runs learn only tokens meanwhile, which no finding holds."""
+    since = _KNOWN.added_since(generation, as_json=True)
+    if since is None:
+        return True
+    if since is False:
+        return False
+    return not since.search(json.dumps(record, default=str))
 
 
 def redaction_generation() -> int:

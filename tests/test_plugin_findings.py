@@ -369,3 +369,31 @@ def test_a_secret_learnt_later_is_blanked_in_a_text_scrubbed_before():
     assert redact_text(text) == f"the pod printed {REDACTED} in its log"
     forget_secrets()
     assert redact_text(text) == text
+
+
+def test_a_finding_holding_a_secret_learnt_in_a_later_test_is_blanked_in_the_json(pytester):
+    """A finding is redacted when its test ends; the JSON, written at the end, redacts again only the findings a
+    value learnt since is in (the reporter keeps the others): the earlier finding holding it is blanked, the
+    one that does not hold it is written as it was."""
+    pytester.makepyfile(test_late="""
+        import pytest
+        from pytest_kready.findings import register_secret
+
+        @pytest.mark.kready_check("early")
+        def test_early(kready_finding):
+            kready_finding.passed("the pod printed Qz7-late-secret-991", target_namespace="a")
+            kready_finding.passed("nothing secret here", target_namespace="b")
+
+        @pytest.mark.kready_check("late")
+        def test_late(kready_finding):
+            register_secret("Qz7-late-secret-991")
+            register_secret("unrelated-token-Xk2")
+            kready_finding.passed("learnt two values")
+    """)
+    out = pytester.path / "f.json"
+    result = pytester.runpytest(str(pytester.path), "--kready", "-p", "no:cacheprovider", f"--kready-json={out}")
+    assert result.ret == 0
+    text = out.read_text()
+    assert "Qz7-late-secret-991" not in text
+    summaries = {f["target_namespace"]: f["summary"] for f in json.loads(text)["findings"] if f["check_id"] == "early"}
+    assert summaries == {"a": f"the pod printed {REDACTED}", "b": "nothing secret here"}

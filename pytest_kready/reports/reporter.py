@@ -23,7 +23,7 @@ import pytest
 from ..errors import ReadOnlyViolation
 from ..findings import (_PACKAGE_DIR, REPORTS_KEY, SECRETS_KEY, USER_PROPERTY, VERDICT_PROPERTY, Finding,
                         Inconclusive, RedactingFilter, Verdict, check_id_of, findings_of, forget_secrets,
-                        redact_finding, redact_text, redaction_generation, scrub_report)
+                        redact_finding, redact_text, redaction_generation, scrub_report, still_clean)
 from . import compare as compare_mod
 from . import gate as gate_mod
 from . import junit as junit_mod
@@ -83,6 +83,8 @@ class FindingsReporter:
         except (waivers_mod.WaiverError, compare_mod.CompareError) as e:
             raise pytest.UsageError(str(e)) from None
         self.collected: list[dict[str, Any]] = []  # the v1 records the reports carried
+        self.collected_at: list[int | None] = []  # the redaction generation each was redacted at (None: unknown)
+        self._attached: dict[int, tuple[dict[str, Any], int]] = {}  # id -> (record, generation), until logged
         self.inconclusive: list[tuple[str, str]] = []
         self.crashes: list[pytest.TestReport] = []
         self.failed_nodeids: list[str] = []
@@ -204,6 +206,7 @@ class FindingsReporter:
         dicts = [model.finding_record(f.to_dict(secrets)) for f in findings]
         if redaction_generation() == generation:  # redacted: scrub_report, right after, need not do it again
             item.stash[_CLEAN_KEY] = (generation, {id(d) for d in dicts})
+            self._attached.update((id(d), (d, generation)) for d in dicts)
         for d in dicts:
             report.user_properties.append((USER_PROPERTY, d))
         self._html_extras(report, dicts)
@@ -304,7 +307,9 @@ class FindingsReporter:
         for name, value in report.user_properties:
             if name == USER_PROPERTY and isinstance(value, dict):
                 record = value if "target_key" in value else model.finding_record(value)
+                attached = self._attached.pop(id(value), None)
                 self.collected.append(record)
+                self.collected_at.append(attached[1] if attached is not None and attached[0] is value else None)
                 if record["verdict"] in ("fail", "inconclusive", "waived"):
                     self.judged_nodeids.add(report.nodeid)
         if report.failed and report.nodeid not in self.failed_nodeids:
@@ -339,7 +344,9 @@ class FindingsReporter:
         return self.doc if self.doc is not None else self._build(None)
 
     def _build(self, session: pytest.Session | None) -> dict[str, Any]:
-        records = [redact_finding(f) for f in self.collected]  # what the run learnt later is blanked too
+        # what the run learnt later is blanked too: each record is redacted again unless none of it is in it
+        records = [dict(r) if at is not None and still_clean(r, at) else redact_finding(r)
+                   for r, at in zip(self.collected, self.collected_at)]
         listing = waivers_mod.listing(self.waivers, records)
         by_source = {w["source"]: w for w in listing}
         for r in records:
