@@ -183,7 +183,9 @@ def _harvest_secrets(method: str, url: str, response) -> None:
         return
     try:
         data = read()
-        findings.harvest(json.loads(data) if data else None)
+        decoded = json.loads(data) if data else None
+        findings.harvest(decoded)
+        response.kready_decoded = (data, decoded)  # send() answers with it rather than decode the body again
     except (ValueError, TypeError, UnicodeDecodeError):
         pass
 
@@ -427,6 +429,9 @@ def send(api, method: str, path: str, *, query: dict[str, Any] | None = None, bo
     warnings = [w for k, w in (resp.getheaders() or {}).items() if k.lower() == "warning"]
     if text:
         return Response(resp.status, raw.decode("utf-8", "replace"), _split_warnings(warnings))
+    seen = getattr(resp, "kready_decoded", None)  # decoded already to learn the secrets in it
+    if seen is not None and seen[0] is raw:
+        return Response(resp.status, seen[1], _split_warnings(warnings))
     try:
         decoded: Any = json.loads(raw) if raw else None
     except ValueError:

@@ -509,3 +509,21 @@ def test_long_serviceaccount_tokens_are_redacted_without_crashing():
     pattern = findings._literal_trie({token, short, base64.b64encode(token.encode()).decode()})
     assert pattern.search(f"Bearer {token} trailing").group(0) == token
     assert pattern.search(f"x{short}y").group(0) == short
+
+
+@pytest.mark.parametrize("namespace", ["team-a", "123", "true", "on", "y", "1e3", "0x10", "null", "007", "x" * 63])
+def test_a_remediations_reference_yaml_names_the_namespace_as_yaml_reads_it(namespace):
+    """The reference YAML is parsed and written once, the namespace put in where a placeholder stands: the text
+    is the one a per-namespace dump gives, also for names YAML would read as numbers or booleans."""
+    import yaml
+
+    from pytest_kready.checks import admission as adm
+
+    path = adm._profile() / "namespace" / "limits.yaml"
+    for kind in ("LimitRange", "ResourceQuota"):
+        docs = [d for d in yaml.safe_load_all(path.read_text()) if d and d.get("kind") == kind]
+        for d in docs:
+            d["metadata"]["namespace"] = namespace
+        text = adm.reference_doc(path, kind, namespace)
+        assert text == "\n---\n".join(yaml.safe_dump(d, sort_keys=False).strip() for d in docs)
+        assert [d["metadata"]["namespace"] for d in yaml.safe_load_all(text)] == [namespace] * len(docs)

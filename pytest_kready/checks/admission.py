@@ -119,15 +119,26 @@ def _profile() -> Path:
 
 def reference_doc(path: Path, kind: str, namespace: str | None = None) -> str:
     """The documents of ``kind`` in a reference YAML file (namespace replaced), as YAML text; "" when unreadable.
-    Cached per file version: a remediation names it once per finding, i.e. once per target namespace."""
+    Parsed and written once per file version: a remediation names it once per finding, i.e. once per target
+    namespace, and the namespace goes into the text where a placeholder stands."""
     try:
         stamp = path.stat().st_mtime_ns
     except OSError:
         return ""
-    return _reference_doc(path, stamp, kind, namespace)
+    text = _reference_doc(path, stamp, kind, _NAMESPACE_PLACEHOLDER if namespace else None)
+    return text.replace(_NAMESPACE_PLACEHOLDER, _yaml_scalar(namespace)) if namespace else text
+
+
+_NAMESPACE_PLACEHOLDER = "kready-namespace-placeholder-7f3a9c"  # a plain YAML scalar no reference file holds
 
 
 @functools.lru_cache(maxsize=256)
+def _yaml_scalar(value: str) -> str:
+    """``value`` as YAML writes it in a mapping (quoted where it would read as a number or a boolean: "123")."""
+    return yaml.safe_dump({"k": value}).strip().removeprefix("k: ")
+
+
+@functools.lru_cache(maxsize=64)
 def _reference_doc(path: Path, stamp: int, kind: str, namespace: str | None) -> str:
     try:
         docs = [d for d in yaml.safe_load_all(path.read_text()) if d and d.get("kind") == kind]
