@@ -313,6 +313,9 @@ class PodProbe:
         self._scratch: str | None = None
         self._crosses: dict[str, CrossCheck] = {}
         self.created_pods: list[tuple[str, str]] = []
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None  # the dry-runs begun ahead (``ahead``)
+        self._control_futures: dict[str, concurrent.futures.Future] = {}
+        self._ahead: dict[str, tuple[dict, dict[str, concurrent.futures.Future]]] = {}
 
     @property
     def standard(self) -> bool:
@@ -336,8 +339,38 @@ class PodProbe:
     def control(self, namespace: str) -> Attempt:
         """The positive control in ``namespace``: the compliant pod, server-side dry-run."""
         if namespace not in self._controls:
-            self._controls[namespace] = attempt_create(self.cluster, self.base_pod(), namespace)
+            begun = self._control_futures.pop(namespace, None)
+            self._controls[namespace] = begun.result() if begun is not None else \
+                attempt_create(self.cluster, self.base_pod(), namespace)
         return self._controls[namespace]
+
+    def ahead(self, pods: dict[str, dict]) -> None:
+        """Begin in the background the server-side dry-run create of each pod (key -> pod, in the order the tests
+        take them) in every target namespace, after the positive controls not asked yet: one stream of requests,
+        ``ATTEMPT_WORKERS`` in flight, that the API server answers while the findings of the pods before are
+        judged and written. ``tried(key, ...)`` takes them; ``close`` cancels what no test took."""
+        targets = self.targets
+        if not pods or not targets or self._pool is not None:
+            return
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=ATTEMPT_WORKERS,
+                                                           thread_name_prefix="kready-ahead")
+        for ns in targets:
+            if ns not in self._controls:
+                self._control_futures[ns] = self._pool.submit(attempt_create, self.cluster, self.base_pod(), ns)
+        for key, pod in pods.items():
+            self._ahead[key] = (pod, {ns: self._pool.submit(attempt_create, self.cluster, pod, ns) for ns in targets})
+
+    def tried(self, key: str, build: Callable[[], dict]) -> tuple[dict, list[tuple[str, Attempt, Attempt]]]:
+        """The pod of ``key`` and, per target namespace, ``(namespace, positive control, dry-run create of the
+        pod)``: begun ``ahead`` if it was (the pod built then), else ``build()`` tried now, namespaces side by
+        side. An exception of a request is raised here, as if the test had made it."""
+        begun = self._ahead.pop(key, None)
+        if begun is None:
+            pod = build()
+            tries = each_namespace(lambda ns: (self.control(ns), attempt_create(self.cluster, pod, ns)), self.targets)
+            return pod, [(ns, control, attempt) for ns, (control, attempt) in zip(self.targets, tries)]
+        pod, futures = begun
+        return pod, [(ns, self.control(ns), futures[ns].result()) for ns in self.targets]
 
     def scratch(self) -> str | None:
         """A fresh namespace of this run (standard mode only), made on first use and deleted by ``close``."""
@@ -365,10 +398,22 @@ class PodProbe:
         return self._crosses[key]
 
     def close(self, *, failed: bool) -> None:
+        if self._pool is not None:  # dry-runs no test took (deselected by a failure, Ctrl-C): not begun, or awaited
+            self._pool.shutdown(wait=True, cancel_futures=True)
         if self._scratch is not None:
             from .cleanup import Ref
 
             self.cluster.release([Ref("v1", "Namespace", self._scratch)], failed=failed)
+
+
+def selected_params(request, name: str) -> list[Any]:
+    """The values of parameter ``name`` of the tests of the requesting module the run selected, in their order;
+    none under pytest-xdist (a worker's items are all collected ones, not those it will run)."""
+    if hasattr(request.config, "workerinput"):
+        return []
+    return [item.callspec.params[name] for item in request.session.items
+            if getattr(item, "module", None) is request.module and name in getattr(
+                getattr(item, "callspec", None), "params", {})]
 
 
 def module_pod_probe(scratch_prefix: str):

@@ -7,15 +7,21 @@ import pytest
 
 
 def _per_namespace(cluster, finding, check, *, nothing: str) -> None:
-    """Run ``check(namespace)`` on every target namespace, recording its results; not-applicable when none."""
-    from pytest_kready import errors
+    """Run ``check(namespace)`` on every target namespace (side by side), recording its results in their order;
+    not-applicable when none."""
+    from pytest_kready import attempts, errors
 
-    judged = 0
-    for ns in cluster.target_namespaces():
+    def judge(ns):
         try:
-            results = check(ns)
+            return check(ns), None
         except errors.APIForbidden as e:
-            finding("not-applicable", f"cannot read namespace {ns}: {e}", target_namespace=ns)
+            return None, e
+
+    targets = cluster.target_namespaces()
+    judged = 0
+    for ns, (results, forbidden) in zip(targets, attempts.each_namespace(judge, targets)):
+        if forbidden is not None:
+            finding("not-applicable", f"cannot read namespace {ns}: {forbidden}", target_namespace=ns)
             continue
         finding.record(results)
         judged += len(results)

@@ -41,18 +41,21 @@ def test_compliant_pod_is_admitted(pod_probe, kready_finding):
         pod_security.compliant_result(pod, ns, control, cross).record(kready_finding)
 
 
+@pytest.fixture(scope="module")
+def attacks_ahead(pod_probe, request):
+    """The selected attacks' dry-runs, begun together when the first of them runs (``PodProbe.ahead``)."""
+    attacks = pod_security.attacks_for_image(pod_probe.image)
+    pod_probe.ahead({name: attacks[name].build(pod_probe.base_pod())
+                     for name in attempts.selected_params(request, "attack_name") if name in attacks})
+
+
 @pytest.mark.parametrize("attack_name", [
     pytest.param(a.name, id=a.name, marks=pytest.mark.kready_check(a.check_id)) for a in pod_security.ATTACKS])
-def test_attack_pod_is_refused(attack_name, pod_probe, kready_finding):
+def test_attack_pod_is_refused(attack_name, pod_probe, attacks_ahead, kready_finding):
     """One attack pod (the compliant pod with one change) must be refused, or neutralised, in every target."""
     attack = pod_security.attacks_for_image(pod_probe.image)[attack_name]
-    pod = attack.build(pod_probe.base_pod())
+    _targets(pod_probe, kready_finding)
+    pod, tried = pod_probe.tried(attack.name, lambda: attack.build(pod_probe.base_pod()))
     cross = pod_probe.cross_check(attack.name, pod)
-    targets = _targets(pod_probe, kready_finding)
-
-    def try_in(ns):
-        return pod_probe.control(ns), attempts.attempt_create(pod_probe.cluster, pod, ns)
-
-    tried = attempts.each_namespace(try_in, targets)
-    for ns, (control, attempt) in zip(targets, tried):
+    for ns, control, attempt in tried:
         pod_security.attack_result(attack, pod, ns, control, attempt, cross).record(kready_finding)

@@ -423,3 +423,100 @@ def test_each_namespace_raises_what_the_loop_would():
 
     with pytest.raises(RuntimeError, match="b broke"):
         each_namespace(boom, ["a", "b", "c"])
+
+
+# --- dry-runs begun ahead (PodProbe.ahead / tried) --------------------------------------------------------------
+
+
+class _Settings:
+    image = IMAGE
+    namespaces = ["a", "b", "c"]
+
+
+class _Cluster:
+    mode = "readonly"
+    settings = _Settings()
+
+    def target_namespaces(self):
+        return ["a", "b", "c"]
+
+
+def _recording_attempts(monkeypatch, *, delay=0.0, fail_in=None):
+    import threading
+    import time
+
+    calls, lock = [], threading.Lock()
+
+    def fake(cluster, obj, namespace, *, dry_run=True, api=None):
+        time.sleep(delay)
+        with lock:
+            calls.append((obj["metadata"]["name"], namespace))
+        if namespace == fail_in:
+            raise client.errors.ClusterUnreachable("cannot reach the API server")
+        return attempts.Attempt(attempts.ACCEPTED, 201, obj=obj, namespace=namespace)
+
+    monkeypatch.setattr(attempts, "attempt_create", fake)
+    return calls
+
+
+def test_dry_runs_begun_ahead_are_taken_by_their_test_in_target_order(monkeypatch):
+    calls = _recording_attempts(monkeypatch)
+    probe = attempts.PodProbe(_Cluster(), scratch_prefix="x")
+    pods = {name: attempts.compliant_pod(IMAGE, f"kready-{name}") for name in ("one", "two")}
+    probe.ahead(pods)
+    pod, tried = probe.tried("two", lambda: pytest.fail("built again although begun ahead"))
+    assert pod is pods["two"]
+    assert [(ns, control.accepted, attempt.obj["metadata"]["name"]) for ns, control, attempt in tried] == [
+        ("a", True, "kready-two"), ("b", True, "kready-two"), ("c", True, "kready-two")]
+    probe.tried("one", lambda: pytest.fail("built again although begun ahead"))
+    probe.close(failed=False)
+    # the controls once per namespace, each pod once per namespace: nothing asked twice
+    assert sorted(ns for n, ns in calls if n.startswith("kready-compliant")) == ["a", "b", "c"]
+    assert len(calls) == 3 + 2 * 3 and len({c for c in calls if not c[0].startswith("kready-compliant")}) == 6
+    # a key not begun ahead is built and tried when its test asks (the controls are not asked again)
+    pod, tried = probe.tried("three", lambda: attempts.compliant_pod(IMAGE, "kready-three"))
+    assert pod["metadata"]["name"] == "kready-three" and [ns for ns, _, _ in tried] == ["a", "b", "c"]
+    assert len(calls) == 9 + 3
+
+
+def test_a_request_begun_ahead_raises_in_the_test_that_takes_it(monkeypatch):
+    _recording_attempts(monkeypatch, fail_in="b")
+    probe = attempts.PodProbe(_Cluster(), scratch_prefix="x")
+    probe.ahead({"one": attempts.compliant_pod(IMAGE, "kready-one")})
+    with pytest.raises(client.errors.ClusterUnreachable):
+        probe.tried("one", dict)
+    probe.close(failed=True)
+
+
+def test_closing_the_probe_cancels_the_dry_runs_no_test_took(monkeypatch):
+    calls = _recording_attempts(monkeypatch, delay=0.05)
+    probe = attempts.PodProbe(_Cluster(), scratch_prefix="x")
+    probe.ahead({f"p{i}": attempts.compliant_pod(IMAGE, f"kready-p{i}") for i in range(40)})
+    probe.close(failed=True)  # e.g. Ctrl-C after the first test: what has not begun is never sent
+    sent = len(calls)
+    assert sent < 3 + 40 * 3
+    import time
+
+    time.sleep(0.3)
+    assert len(calls) == sent  # and nothing is sent after close returned
+
+
+def test_selected_params_are_those_of_the_tests_the_run_selected(pytester):
+    pytester.makepyfile(test_sel="""
+        import pytest
+        from pytest_kready import attempts
+
+        @pytest.fixture(scope="module")
+        def ahead(request):
+            return attempts.selected_params(request, "name")
+
+        @pytest.mark.parametrize("name", ["a", "b", "c", "d"])
+        def test_one(name, ahead):
+            assert ahead == ["b", "d"]
+
+        @pytest.mark.parametrize("other", ["b"])
+        def test_other(other):
+            pass
+    """)
+    result = pytester.runpytest("-p", "no:cacheprovider", "-k", "b or d")
+    result.assert_outcomes(passed=3)

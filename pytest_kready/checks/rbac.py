@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import secrets as _secrets
+import threading
 import time
 from typing import Any
 
@@ -433,6 +434,7 @@ class ExecControl:
         self._scratch: tuple[str, Any] | None = None
         self._scratch_error: str | None = None
         self.namespace: str | None = None
+        self._lock = threading.Lock()  # target namespaces are judged side by side: one scratch identity for all
 
     def show(self, namespace: str, pod: str, *, post: bool) -> dict[str, Any]:
         """``{"shown": bool, ...}``: whether an authorised identity got past authorisation on this request."""
@@ -470,6 +472,10 @@ class ExecControl:
             "pods/exec, got past authorisation on the same request")}
 
     def _scratch_identity(self):
+        with self._lock:
+            return self._make_scratch_identity()
+
+    def _make_scratch_identity(self):
         if self._scratch is not None or self._scratch_error is not None:
             return self._scratch
         from .. import errors
@@ -781,11 +787,10 @@ def wildcards(api, bindings: Bindings) -> CheckResult:
 
 def anonymous(cluster, targets: list[str]) -> list[CheckResult]:
     """rbac.anonymous: list with no credentials at all, cluster-wide and in each target namespace."""
-    from .. import client
+    from .. import attempts, client
 
     api = cluster.api_client()
     anon = anonymous_client(api, mode=cluster.mode)
-    out = []
     try:
         version = client.send(anon, "GET", "/version")
         anonymous_auth = ("enabled (anonymous requests are authenticated as system:anonymous)" if version.status != 401
@@ -794,7 +799,9 @@ def anonymous(cluster, targets: list[str]) -> list[CheckResult]:
         for ns in targets:
             scopes.append((ns, [(r, f"/api/v1/namespaces/{ns}/{r}") for r in NAMESPACE_LISTS]))
         refs = (ref.CIS_ANONYMOUS, ref.NSA_AUTHN, ref.NSA_RBAC)
-        for ns, paths in scopes:
+
+        def judge(scope: tuple[str | None, list[tuple[str, str]]]) -> CheckResult:
+            ns, paths = scope
             tries = list_tries(anon, paths)
             controls = list_tries(api, paths)
             listable = [c.action for c in controls if c.allowed]
@@ -818,7 +825,7 @@ def anonymous(cluster, targets: list[str]) -> list[CheckResult]:
             else:
                 verdict, summary = Verdict.PASS, (f"anonymous requests list nothing ({where}: "
                                                   f"{len(tries)} lists refused; anonymous auth {anonymous_auth.split(' ')[0]})")
-            out.append(CheckResult(
+            return CheckResult(
                 verdict, summary, target_namespace=ns, severity="critical", references=refs,
                 request=[f"GET {t.path} (no credentials)" for t in tries],
                 response=[t.response.summary() for t in tries], evidence=evidence,
@@ -828,7 +835,9 @@ def anonymous(cluster, targets: list[str]) -> list[CheckResult]:
                     "Remove every binding to system:anonymous or system:unauthenticated (kubectl get "
                     "clusterrolebindings,rolebindings -A -o wide | grep -e system:anonymous -e system:unauthenticated), "
                     "and turn anonymous authentication off (kube-apiserver --anonymous-auth=false, or an "
-                    "AuthenticationConfiguration allowing anonymous only for /livez, /readyz and /healthz).")))
+                    "AuthenticationConfiguration allowing anonymous only for /livez, /readyz and /healthz)."))
+
+        out = attempts.each_namespace(judge, scopes)  # the scopes side by side, in their order
     finally:
         anon.close()
     return out
