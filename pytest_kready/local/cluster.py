@@ -140,8 +140,9 @@ class LocalCluster:
             self.timings["prepare"] = time.monotonic() - t
             t = time.monotonic()
             self._start_runtime_and_etcd()
-            self.timings["etcd"] = time.monotonic() - t
-            # the images are imported, and the kubelet and kube-proxy start, while the API server starts: both
+            # the API server starts with etcd, as kubeadm's static pods do: it retries until etcd has elected
+            # itself leader (up to a second of a fresh data directory's start), and its own start-up overlaps that.
+            # The images are imported, and the kubelet and kube-proxy start, while the API server starts: both
             # retry until it answers, and their own start-up (the node's registration, its runtime) overlaps the API
             # server's seconds. The controllers wait for it to be ready: started earlier, the controller manager
             # exits on the RBAC the API server has not bootstrapped yet.
@@ -149,10 +150,11 @@ class LocalCluster:
             try:
                 imported = importer.submit(self._import_images)
                 importer.submit(_warm_client_modules)
-                t = time.monotonic()
                 self.procs.start("kube-apiserver", self._apiserver_argv())
                 self._start_node_components()
                 self._start_netpol()  # its Python start (~1.5 s) overlaps the API server's; it lists once that serves
+                self._wait_etcd(30)
+                self.timings["etcd"] = time.monotonic() - t
                 self._wait_apiserver(timeout)
                 self.timings["apiserver"] = time.monotonic() - t
                 self._start_controllers()
@@ -217,14 +219,18 @@ class LocalCluster:
         self.host.make_cgroups()
 
     def _start_runtime_and_etcd(self) -> None:
+        """containerd and etcd, not waited for (``_wait_etcd``)."""
         self.procs.start("containerd", [self.runtime.program("containerd"), "--config", str(self.conf / "containerd.toml")],
                          env={"PATH": self.runtime.env_path()})
-        self.start_etcd()
+        self.procs.start("etcd", components.Argv(self.layout, self.etcd_bin).etcd(self.etcd_data_dir))
 
     def start_etcd(self, timeout: float = 30) -> None:
         self.procs.start("etcd", components.Argv(self.layout, self.etcd_bin).etcd(self.etcd_data_dir))
+        self._wait_etcd(timeout)
+
+    def _wait_etcd(self, timeout: float) -> None:
         wait_for("etcd", lambda: http_ok(f"http://{self.layout.node_ip}:2381/health"), timeout=timeout,
-                 diagnose=lambda: self.procs.log_tail("etcd", 5))
+                 diagnose=lambda: self._died("etcd") or self.procs.log_tail("etcd", 5))
 
     def start_apiserver(self, timeout: float = 60) -> None:
         self.procs.start("kube-apiserver", self._apiserver_argv())
