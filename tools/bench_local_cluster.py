@@ -56,8 +56,10 @@ class RestoreSteps:
     """Seconds per step of ``LocalCluster.restore_etcd``, measured from outside by wrapping this one cluster
     object's process stop and component starts (nothing in pytest_kready/local is changed)."""
 
-    WRAPPED = (("procs", "stop", "stop"), ("procs", "stop_many", "stop"), ("cluster", "start_etcd", "etcd_start"),
-               ("cluster", "start_apiserver", "apiserver_start"),
+    # etcd_start: etcd's start to its health (the API server starts beside it); apiserver_start: from then to the
+    # API server's /readyz
+    WRAPPED = (("procs", "stop", "stop"), ("procs", "stop_many", "stop"), ("cluster", "_wait_etcd", "etcd_start"),
+               ("cluster", "_wait_apiserver", "apiserver_start"),
                ("cluster", "_start_controllers", "controllers_start"))
 
     def __init__(self, cluster: LocalCluster):

@@ -222,19 +222,14 @@ class LocalCluster:
         """containerd and etcd, not waited for (``_wait_etcd``)."""
         self.procs.start("containerd", [self.runtime.program("containerd"), "--config", str(self.conf / "containerd.toml")],
                          env={"PATH": self.runtime.env_path()})
-        self.procs.start("etcd", components.Argv(self.layout, self.etcd_bin).etcd(self.etcd_data_dir))
+        self._start_etcd_process()
 
-    def start_etcd(self, timeout: float = 30) -> None:
+    def _start_etcd_process(self) -> None:
         self.procs.start("etcd", components.Argv(self.layout, self.etcd_bin).etcd(self.etcd_data_dir))
-        self._wait_etcd(timeout)
 
     def _wait_etcd(self, timeout: float) -> None:
         wait_for("etcd", lambda: http_ok(f"http://{self.layout.node_ip}:2381/health"), timeout=timeout,
                  diagnose=lambda: self._died("etcd") or self.procs.log_tail("etcd", 5))
-
-    def start_apiserver(self, timeout: float = 60) -> None:
-        self.procs.start("kube-apiserver", self._apiserver_argv())
-        self._wait_apiserver(timeout)
 
     def _apiserver_argv(self) -> list[str]:
         extra = self.profile.rendered_args(conf=str(self.conf), logdir=str(self.layout.path("logs")))
@@ -326,8 +321,11 @@ class LocalCluster:
         if proc.returncode != 0:
             raise ProviderError(f"etcdutl snapshot restore failed: {proc.stderr.strip()[-300:]}")
         self.layout.path("etcd", "current").write_text(str(new_dir))
-        self.start_etcd()
-        self.start_apiserver(timeout)
+        # the API server starts with etcd (it retries until etcd serves), as at the cluster's start
+        self._start_etcd_process()
+        self.procs.start("kube-apiserver", self._apiserver_argv())
+        self._wait_etcd(30)
+        self._wait_apiserver(timeout)
         self._start_controllers()
 
     # --- in-place upgrade (the upgrade rehearsal) -------------------------------------------------------------
