@@ -18,7 +18,8 @@ Safety:
 * ``idle()``: a disruptive check (the etcd drill restores a snapshot: what was created after it disappears) waits
   until nothing runs in the background before it starts.
 
-Usable without pytest: ``EarlyStarts().start("x", fn, cluster)`` and ``.take("x")``. ``run_order(items)``: the
+Usable without pytest: ``EarlyStarts().start("x", fn, cluster)`` and ``.take("x")`` (or ``.take_or("x", do)``:
+``do()`` when nothing was started). ``run_order(items)``: the
 order of the tests that take early starts.
 """
 
@@ -28,12 +29,14 @@ import concurrent.futures
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from . import timings, waits
 
 WORKERS = 4  # early starts at once (each mostly waits for the cluster)
 JOIN_TIMEOUT = 30.0  # seconds close() waits for running starts after cancelling them
+
+T = TypeVar("T")
 
 
 class NotStarted(KeyError):
@@ -78,6 +81,14 @@ class EarlyStarts:
             future = self._futures[key]
         with timings.phase("early.take", key=key):
             return future.result(timeout=timeout)
+
+    def take_or(self, key: str, do: Callable[[], T]) -> tuple[T, bool]:
+        """``(result of the early start key, True)``; when none was started (under xdist, or taken already),
+        ``(do(), False)``: the test does the work itself. The caller adopts what an early start made."""
+        try:
+            return self.take(key), True
+        except NotStarted:
+            return do(), False
 
     def idle(self, timeout: float = 300) -> None:
         """Wait (up to ``timeout``) until every early start is done; their results stay to be taken."""

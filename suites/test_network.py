@@ -19,7 +19,6 @@ from __future__ import annotations
 import pytest
 
 from pytest_kready.checks import network as checks
-from pytest_kready.early import NotStarted
 from pytest_kready.settings import READONLY
 
 READONLY_REASON = ("creates probe pods (in throw-away namespaces and in the target namespaces); readonly mode "
@@ -35,10 +34,8 @@ def _network_audit(request, kready_cluster):
     if kready_cluster.mode == READONLY:
         yield None
         return
-    try:
-        audit = kready_cluster.early.take("network")
-    except NotStarted:  # not started early (e.g. under xdist): placed by the first check
-        audit = checks.NetworkAudit(kready_cluster)
+    # not started early (e.g. under xdist): placed by the first check
+    audit, _ = kready_cluster.early.take_or("network", lambda: checks.NetworkAudit(kready_cluster))
     yield audit
     audit.close(failed=request.session.testsfailed > 0)
 

@@ -5,7 +5,6 @@ How the load is sent and measured: pytest_kready/load.py and docs/checks-resilie
 import pytest
 
 from pytest_kready.checks import rollout as rollout_checks
-from pytest_kready.early import NotStarted
 
 
 @pytest.mark.kready_check("rollout.zero-downtime")
@@ -16,11 +15,11 @@ from pytest_kready.early import NotStarted
 def test_rollout_zero_downtime(kready_cluster, kready_namespace, kready_finding):
     """A workload done right (readiness distinct from liveness, preStop delay, grace period, surge-only rolling
     update) loses no request while a new revision rolls out under steady load through its Service."""
-    try:  # run in the background from the cluster's start on (pytest_kready/early.py)
-        ns, result = kready_cluster.early.take("rollout.reference")
+    # run in the background from the cluster's start on (pytest_kready/early.py), else here
+    (ns, result), early = kready_cluster.early.take_or("rollout.reference", lambda: rollout_checks.check_reference(
+        kready_cluster, lambda prefix: kready_namespace(name_prefix=prefix)))
+    if early:
         kready_namespace.adopt(ns)
-    except NotStarted:
-        _, result = rollout_checks.check_reference(kready_cluster, lambda prefix: kready_namespace(name_prefix=prefix))
     result.record(kready_finding)
 
 

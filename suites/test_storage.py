@@ -5,7 +5,6 @@ volume can be bound). See pytest_kready/checks/storage.py and docs/checks-resili
 import pytest
 
 from pytest_kready.checks import storage as storage_checks
-from pytest_kready.early import NotStarted
 
 
 @pytest.mark.kready_check("storage.pvc-reclaim")
@@ -19,12 +18,11 @@ def test_pvc_reclaim(kready_cluster, kready_namespace, kready_finding):
     """Write a marker to a fresh claim of a throw-away copy of the class, delete the claim: the volume (verified as
     provisioned for that claim) must be kept (Released, Retain) and, bound to a new claim, give the marker back. A
     Delete reclaim policy fails, naming the original StorageClass."""
-    try:  # run in the background from the cluster's start on (pytest_kready/early.py)
-        outcome = kready_cluster.early.take("storage.pvc-reclaim")
-        for _, ns, _ in outcome.results:
-            kready_namespace.adopt(ns)
-    except NotStarted:
-        outcome = storage_checks.check_classes(kready_cluster, lambda prefix: kready_namespace(name_prefix=prefix))
+    # run in the background from the cluster's start on (pytest_kready/early.py), else here
+    outcome, early = kready_cluster.early.take_or("storage.pvc-reclaim", lambda: storage_checks.check_classes(
+        kready_cluster, lambda prefix: kready_namespace(name_prefix=prefix)))
+    for _, ns, _ in outcome.results if early else ():
+        kready_namespace.adopt(ns)
     for name in outcome.missing:
         kready_finding("inconclusive", f"StorageClass {name} (--kready-storage-classes) does not exist")
     if not outcome.names and not outcome.missing:

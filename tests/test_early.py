@@ -117,3 +117,17 @@ def test_checks_taking_an_early_start_run_late_and_the_etcd_restore_last():
              _Item("network", early=True), _Item("audit", ("audit-log",)), _Item("rollout", early=True),
              _Item("rbac")]
     assert [i.name for i in run_order(items)] == ["admission", "audit", "rbac", "network", "rollout", "etcd"]
+
+
+def test_take_or_gives_the_early_result_or_does_the_work_once():
+    starts = early.EarlyStarts(workers=1)
+    try:
+        starts.start("x", lambda: "early")
+        assert starts.take_or("x", lambda: "here") == ("early", True)
+        assert starts.take_or("x", lambda: "here") == ("here", False)  # taken already: the test does it
+        assert starts.take_or("never-started", lambda: "here") == ("here", False)
+        starts.start("bad", lambda: 1 / 0)
+        with pytest.raises(ZeroDivisionError):  # an early start's error is the test's, not a fallback
+            starts.take_or("bad", lambda: "here")
+    finally:
+        starts.close()

@@ -355,3 +355,32 @@ def test_missing_bundled_runtime_names_what_and_the_fix(tmp_path, monkeypatch):
         check_host(bin_dir)
     msg = str(err.value)
     assert "\n" not in msg and "runc" in msg and "CNI plugins" in msg and "build-local-binaries.sh" in msg
+
+
+def test_the_local_clusters_waits_are_the_runs_one_wait():
+    """readiness.wait_for is waits.wait_for (deadline, timed, cancellable in an early start's thread) with the
+    local cluster's one-line error: what was awaited and what the diagnosis saw."""
+    import threading
+
+    from pytest_kready import waits
+    from pytest_kready.errors import ProviderError
+    from pytest_kready.local import readiness
+
+    seen = iter([0, "", None, "up"])
+    assert readiness.wait_for("etcd", lambda: next(seen), timeout=5) == "up"
+    with pytest.raises(ProviderError, match=r"^local cluster: etcd not ready after 0s: etcd exited: boom$"):
+        readiness.wait_for("etcd", lambda: False, timeout=0.2, diagnose=lambda: "etcd exited: boom")
+    cancelled, out = threading.Event(), []
+
+    def in_an_early_thread():
+        waits.cancel_on(cancelled)
+        try:
+            readiness.wait_for("kube-apiserver", lambda: False, timeout=30)
+        except BaseException as e:  # noqa: BLE001 - what the wait raised is the result
+            out.append(e)
+
+    t = threading.Thread(target=in_an_early_thread)
+    t.start()
+    cancelled.set()
+    t.join(timeout=5)
+    assert not t.is_alive() and isinstance(out[0], waits.WaitCancelled)

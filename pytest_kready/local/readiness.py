@@ -8,31 +8,25 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from tenacity import RetryError, Retrying, retry_if_exception_type, retry_if_result, stop_after_delay, wait_exponential
-
+from .. import waits
 from ..errors import ProviderError
-
 
 # Every probe here is a request to this host (a health endpoint, a file, the local API server): cheap. A poll at
 # most every 0.25 s: with the 1 s of before, what became ready at 0.8 s was seen at 1.5 s (etcd's start in
 # bench_local_cluster.py came out 0.76 or 1.57 s), and the API server's readiness up to 1 s late.
-MAX_INTERVAL = 0.25
-
-
-class NotYet(Exception):
-    """Raised by a probe to say "not ready yet" (retried like a falsy result)."""
+FIRST_INTERVAL, MAX_INTERVAL = 0.05, 0.25
 
 
 def wait_for(what: str, probe, *, timeout: float, diagnose=None):
-    """Call ``probe`` until it returns a truthy value or ``timeout`` passes; then raise ProviderError naming
-    ``what`` and, via ``diagnose()``, the last thing seen."""
+    """Call ``probe`` until it returns a truthy value or ``timeout`` passes (``waits.wait_for``: the run's one
+    wait, cancellable and timed); then raise ProviderError naming ``what`` and, via ``diagnose()``, the last thing
+    seen."""
     try:
-        return Retrying(
-            stop=stop_after_delay(timeout),
-            wait=wait_exponential(multiplier=0.05, max=MAX_INTERVAL),
-            retry=retry_if_result(lambda r: not r) | retry_if_exception_type(NotYet),
-        )(probe)
-    except RetryError as err:
+        return waits.wait_for(probe, timeout=timeout, what=f"local cluster: {what}", interval=FIRST_INTERVAL,
+                              max_interval=MAX_INTERVAL)
+    except waits.WaitCancelled:
+        raise
+    except waits.WaitTimeout as err:
         detail = diagnose() if diagnose else ""
         raise ProviderError(f"local cluster: {what} not ready after {timeout:.0f}s{': ' + detail if detail else ''}") from err
 
