@@ -92,3 +92,29 @@ def test_the_team_directory_is_one_namespace_and_what_runs_in_it(tmp_path):
     assert kinds == ["Namespace", "Deployment", "Service", "NetworkPolicy"]
     assert all(json.loads(p.read_text())["metadata"].get("namespace", "bench-team") == "bench-team"
                for p in team.iterdir())
+
+
+def test_compare_findings_tells_a_real_change_from_the_names_a_run_generates(tmp_path, capsys, monkeypatch):
+    compare = tool("compare_findings")
+
+    def finding(ns, pod, summary, verdict="fail"):
+        return {"check_id": "pod-security.root", "target_namespace": ns, "verdict": verdict, "summary": summary,
+                "evidence": {"attack": "runAsUser-0", "pod": pod}, "repro": f"kubectl create -n {ns} ({pod})"}
+
+    def write(name, *findings):
+        path = tmp_path / name
+        path.write_text(json.dumps({"findings": list(findings)}))
+        return str(path)
+
+    before = write("a.json", finding("bench-ro-1a2b3-000", "kready-runasuser-0-1f2e3d", "admitted"))
+    same = write("b.json", finding("bench-ro-9f8e7-000", "kready-runasuser-0-a0b1c2", "admitted"))
+    changed = write("c.json", finding("bench-ro-9f8e7-000", "kready-runasuser-0-a0b1c2", "admitted as root"))
+
+    def differing(*args):
+        monkeypatch.setattr(sys, "argv", ["compare_findings.py", *args])
+        compare.main()
+        first = capsys.readouterr().out.splitlines()[0]
+        return int(first.split("differing ")[1].split()[0])
+
+    assert differing(before, same) == 0 and differing(before, same, "--content") == 0
+    assert differing(before, changed) == 0 and differing(before, changed, "--content") == 1
