@@ -608,6 +608,8 @@ def test_built_images_import_and_run(containerd):
 
     checks = [
         (image("registry.k8s.io/e2e-test-images/agnhost:"), ["/bin/sh", "-c", "echo ok; id -u; test -d /uploads && test -x /agnhost-2 && /agnhost --help >/dev/null && echo tools"], "ok\n0\ntools"),
+        # bash, as upstream's image has: the reachability engine's TCP probes use its /dev/tcp (no program per probe)
+        (image("registry.k8s.io/e2e-test-images/agnhost:"), ["bash", "-c", "echo ${BASH_VERSINFO[0]}; { exec 3<>/dev/tcp/127.0.0.1/1; } 2>&1; true"], "connect: "),
         (image("registry.k8s.io/coredns/coredns:"), ["/coredns", "-version"], "CoreDNS-"),
         (image("docker.io/kindest/local-path-provisioner:"), ["local-path-provisioner", "--version"], "local-path-provisioner version"),
         (image("docker.io/kindest/local-path-helper:"), ["/bin/sh", "-c", "mkdir -m 0777 -p /tmp/v && rm -rf /tmp/v && echo helper"], "helper"),

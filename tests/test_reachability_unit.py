@@ -8,6 +8,7 @@ import shutil
 import socket
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -19,11 +20,13 @@ from pytest_kready.reachability.engine import Engine, Lab, Source
 from pytest_kready.reachability.model import (DNS_NAME, NS_LABEL, POD_LABEL, Model, NamespaceModel, Target, key_matches,
                                               pod_manifest, security_context, service_manifest)
 from pytest_kready.reachability.probe import (Answer, ExecError, ExecResult, Probe, ProbeSession, classify,
-                                              exec_timeout, kubectl_line, parse, probe_lines, script, session_script)
+                                              exec_timeout, kubectl_line, parse, probe_lines, script, session_argv,
+                                              session_script)
 from pytest_kready.reachability.sampling import Alive, Decision, SettleWindow, decide
 from pytest_kready.reachability.truthtable import TruthTable
 
 BUSYBOX = shutil.which("busybox") or "/bin/busybox"
+BASH_STATIC = "/bin/bash-static"  # Debian's bash-static: the agnhost image's /bin/bash
 
 
 # --- model -------------------------------------------------------------------------------------------------
@@ -379,6 +382,175 @@ def test_a_session_that_cannot_start_answers_unknown(busybox_bin):
     session = ProbeSession(_LocalExecutor(busybox_bin), "ns", "gone", [Probe("tcp", "127.0.0.1", 1)])
     answers = session.round()
     assert answers[0].value is None and answers[0].category == "error" and "not found" in answers[0].detail
+
+
+@pytest.fixture
+def bash_bin(busybox_bin) -> Path:
+    """The agnhost image's PATH: busybox applets and bash (Debian's bash-static, as the image built here has)."""
+    if not os.path.exists(BASH_STATIC):
+        pytest.fail(f"bash is needed at {BASH_STATIC} (Debian's bash-static: the agnhost image's /bin/bash)")
+    (busybox_bin / "bash").symlink_to(BASH_STATIC)
+    (busybox_bin / "rm").symlink_to(BUSYBOX)
+    return busybox_bin
+
+
+class _FullListener:
+    """A listener whose accept queue is full and never drained: the kernel drops new SYNs, so a connect neither
+    succeeds nor fails — a target behind a policy that drops (stands for a timeout)."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(0)
+        self.port = self.sock.getsockname()[1]
+        self.fill = []
+        for _ in range(3):
+            c = socket.socket()
+            c.setblocking(False)
+            try:
+                c.connect(("127.0.0.1", self.port))
+            except BlockingIOError:
+                pass
+            self.fill.append(c)
+
+    def close(self):
+        for c in self.fill:
+            c.close()
+        self.sock.close()
+
+
+def _session(path: Path, probes, *, rounds: int, bash: bool = True, timeout: float = 2, tcp_parallel: int = 32,
+             prefix: tuple[str, ...] = ()) -> tuple[subprocess.CompletedProcess, list[dict[int, Answer]]]:
+    """Run a session script as the engine starts it (``session_argv``) with ``path`` as the image's PATH."""
+    argv = session_argv(session_script(timeout=timeout, tcp_parallel=tcp_parallel), bash=bash)
+    argv[0] = str(path / "sh")
+    proc = subprocess.run([*prefix, *argv], input=probe_lines(probes) + "go\n" * rounds, capture_output=True,
+                          text=True, timeout=60, env={"PATH": str(path)})
+    chunks = proc.stdout.split("\nEND ")
+    return proc, [parse(chunk, probes) for chunk in chunks[:rounds]]
+
+
+def _closed_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def test_under_bash_tcp_probes_start_no_program(bash_bin):
+    # nc is broken in this PATH: the IP-address probes cannot have used it (bash's /dev/tcp did), while a host
+    # name still goes to nc and says so
+    (bash_bin / "nc").unlink()
+    (bash_bin / "nc").write_text('#!/bin/sh\n[ "$1" = -h ] && echo "-e PROG"\necho nc-was-run; exit 3\n')
+    (bash_bin / "nc").chmod(0o755)
+    listener, closed = _Listener(), _closed_port()
+    before = set(Path("/dev/shm").glob("kready-probe.*"))
+    try:
+        probes = [Probe("tcp", "127.0.0.1", listener.port), Probe("tcp", "127.0.0.1", closed),
+                  Probe("tcp", "::1", closed), Probe("tcp", "localhost", listener.port)]
+        proc, rounds = _session(bash_bin, probes, rounds=3)
+    finally:
+        listener.close()
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[0] == "READY" and proc.stdout.rstrip().endswith("END 3")
+    for answers in rounds:
+        assert (answers[0].value, answers[0].category) == (True, "connected")
+        assert (answers[1].value, answers[1].category) == (False, "refused")
+        assert answers[1].detail == "connect: Connection refused"  # bash's message, not nc's
+        assert (answers[2].value, answers[2].category) == (False, "refused")
+        assert answers[3].value is False and "nc-was-run" in answers[3].detail
+    assert set(Path("/dev/shm").glob("kready-probe.*")) == before  # the error files went with the session
+
+
+def test_under_bash_a_dropped_connect_times_out_and_the_round_ends(bash_bin):
+    full, listener = _FullListener(), _Listener()
+    try:
+        probes = [Probe("tcp", "127.0.0.1", full.port)] * 3 + [Probe("tcp", "127.0.0.1", listener.port)]
+        t0 = time.monotonic()
+        proc, rounds = _session(bash_bin, probes, rounds=2, timeout=1, tcp_parallel=2)
+        took = time.monotonic() - t0
+    finally:
+        full.close()
+        listener.close()
+    assert proc.returncode == 0, proc.stderr
+    for answers in rounds:
+        assert [(a.value, a.category) for a in answers.values()] == [(False, "timeout")] * 3 + [(True, "connected")]
+    # two rounds of two batches (tcp_parallel=2), each ending when its watchdog does: about 4 s, never 2 minutes
+    assert 3.5 < took < 15, took
+    assert "Killed" not in proc.stderr
+
+
+def test_bash_false_or_no_bash_keeps_the_posix_way(bash_bin, busybox_bin):
+    closed = _closed_port()
+    probes = [Probe("tcp", "127.0.0.1", closed)]
+    _, rounds = _session(bash_bin, probes, rounds=1, bash=False)
+    assert "nc:" in rounds[0][0].detail and rounds[0][0].category == "refused"
+    (bash_bin / "bash").unlink()
+    _, rounds = _session(busybox_bin, probes, rounds=1)
+    assert "nc:" in rounds[0][0].detail and rounds[0][0].category == "refused"
+
+
+def test_under_bash_without_a_writable_directory_nc_probes(bash_bin):
+    # a pod whose /dev/shm and /tmp are read-only: the session cannot keep its error files, so nc does the probes
+    closed = _closed_port()
+    probes = [Probe("tcp", "127.0.0.1", closed)]
+    unshare, mount = shutil.which("unshare"), shutil.which("mount")
+    assert unshare and mount, "util-linux's unshare and mount are needed"
+    prefix = (unshare, "--mount", "--propagation", "private", "/bin/sh", "-c",
+              "for d in /dev/shm /tmp; do {m} --bind $d $d && {m} -o remount,bind,ro $d || exit 9; done; exec \"$@\"".format(
+                  m=mount), "ro")
+    proc, rounds = _session(bash_bin, probes, rounds=1, prefix=prefix)
+    assert proc.returncode == 0, proc.stderr
+    assert rounds[0][0].category == "refused" and "nc:" in rounds[0][0].detail
+
+
+class _SplitStream:
+    """A live exec stream as kubernetes' WSClient behaves: ``update`` takes in the frames that have arrived; reading a
+    channel that holds nothing takes them in first (``update(0)``). Each ``go`` makes the round's output arrive as
+    two frames, the second one only for the next ``update``."""
+
+    def __init__(self):
+        self._channels: dict[int, str] = {}
+        self._waiting: list[str] = []
+        self.n = 0
+
+    def write_stdin(self, data):
+        if "go" in data:
+            self.n += 1
+            self._waiting += ["R 0 0\n", f"END {self.n}\n"]
+
+    def update(self, timeout=0):
+        if self._waiting:
+            self._channels[1] = self._channels.get(1, "") + self._waiting.pop(0)
+        elif timeout:
+            time.sleep(timeout)  # nothing more comes: the wait runs out
+
+    def read_channel(self, channel, timeout=0):
+        if channel not in self._channels:
+            self.update(timeout)
+        return self._channels.pop(channel, "")
+
+    def is_open(self):
+        return True
+
+    def close(self):
+        pass
+
+
+def test_a_round_ends_when_its_last_line_arrives_not_a_wait_later():
+    # the last line taken in while reading stderr must not wait in the client's buffer for the next update (1 s)
+    stream = _SplitStream()
+
+    class Opener:
+        def open(self, namespace, pod, argv, *, container=None):
+            return stream
+
+    session = ProbeSession(Opener(), "ns", "pod", [Probe("tcp", "10.0.0.1", 80)])
+    t0 = time.monotonic()
+    for _ in range(3):
+        assert session.round()[0].value is True
+    assert time.monotonic() - t0 < 0.5
 
 
 def test_session_script_reads_probes_then_rounds(busybox_bin):

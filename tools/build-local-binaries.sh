@@ -29,6 +29,7 @@ LPP_VERSION=${LPP_VERSION:-v0.0.30}       # github.com/rancher/local-path-provis
 LPP_IMAGE=${LPP_IMAGE:-docker.io/kindest/local-path-provisioner:v20250214-acbabc1a}
 LPP_HELPER_IMAGE=${LPP_HELPER_IMAGE:-docker.io/kindest/local-path-helper:v20241212-8ac705d0}
 BUSYBOX=${BUSYBOX:-/bin/busybox}          # Debian's busybox-static: the shell and tools of agnhost and the helper
+BASH_STATIC=${BASH_STATIC:-/bin/bash-static}  # Debian's bash-static: agnhost's /bin/bash (upstream's image has bash)
 
 CACHE=${KREADY_CACHE:-$HOME/.cache/pytest-kready}
 OUT=$CACHE/local/k8s-$K8S_VERSION
@@ -192,6 +193,10 @@ stale() {
   [ "$(tar_names "$tar")" = "$(printf '%s\n' $names | LC_ALL=C sort | xargs)" ] || return 0
   return 1
 }
+# layout_changed TAR LAYOUT: true when TAR was built with another layout (what goes in besides its inputs' bytes:
+# a file added to the image rebuilds it even where every input is older than the tarball); layout_done records it
+layout_changed() { [ "$(cat "$1.layout" 2>/dev/null)" != "$2" ]; }
+layout_done() { printf '%s\n' "$2" >"$1.layout"; }
 need_busybox() {
   if [ "$BUSYBOX" = /bin/busybox ] && ! dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'ok installed'; then
     [ "$(id -u)" = 0 ] || die "Debian's busybox-static is needed: apt-get install busybox-static"
@@ -201,6 +206,17 @@ need_busybox() {
   [ -x "$BUSYBOX" ] || die "$BUSYBOX is missing: apt-get install busybox-static"
   if readelf -l "$BUSYBOX" 2>/dev/null | grep -q INTERP; then
     die "$BUSYBOX is dynamically linked: apt-get install busybox-static (it replaces busybox)"
+  fi
+}
+need_bash_static() {
+  if [ "$BASH_STATIC" = /bin/bash-static ] && [ ! -x "$BASH_STATIC" ]; then
+    [ "$(id -u)" = 0 ] || die "Debian's bash-static is needed: apt-get install bash-static"
+    log "installing Debian's bash-static"
+    apt-get install -y -qq bash-static >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq bash-static >/dev/null; }
+  fi
+  [ -x "$BASH_STATIC" ] || die "$BASH_STATIC is missing: apt-get install bash-static"
+  if readelf -l "$BASH_STATIC" 2>/dev/null | grep -q INTERP; then
+    die "$BASH_STATIC is dynamically linked: apt-get install bash-static"
   fi
 }
 busybox_entries() {  # --file/--symlink arguments for busybox at /bin/busybox and its applets
@@ -230,9 +246,13 @@ fi
 
 # registry.k8s.io/e2e-test-images/agnhost (test/images/agnhost/Dockerfile: alpine with tools, /agnhost,
 # /agnhost-2, /uploads, porter's localhost.crt/key, user-defined-in-image (1000) and group-defined-in-image
-# (50000), EXPOSE 80 8080 8081 9376 5000, ENTRYPOINT ["/agnhost"], CMD ["pause"]); the tools come from busybox.
-if stale "$BIN/agnhost.tar" "$AGNHOST_IMAGE" "$BIN/agnhost" "$BUSYBOX"; then
+# (50000), EXPOSE 80 8080 8081 9376 5000, ENTRYPOINT ["/agnhost"], CMD ["pause"]); the tools come from busybox,
+# bash (upstream installs it too) is Debian's static one.
+AGNHOST_LAYOUT="busybox bash"
+if stale "$BIN/agnhost.tar" "$AGNHOST_IMAGE" "$BIN/agnhost" "$BUSYBOX" "$BASH_STATIC" ||
+   layout_changed "$BIN/agnhost.tar" "$AGNHOST_LAYOUT"; then
   need_busybox
+  need_bash_static
   kdir=$(cd "$WORK/k8s-$K8S_VERSION" && go env GOMODCACHE)/k8s.io/kubernetes@$K8S_VERSION
   porter=()
   for f in localhost.crt localhost.key; do
@@ -241,12 +261,14 @@ if stale "$BIN/agnhost.tar" "$AGNHOST_IMAGE" "$BIN/agnhost" "$BUSYBOX"; then
   mapfile -t bb < <(busybox_entries)
   "${MKIMG[@]}" --name "$AGNHOST_IMAGE" -o "$BIN/agnhost.tar" \
     --file "$BIN/agnhost:/agnhost:0755" --symlink /agnhost-2:agnhost --dir /uploads:0755 "${porter[@]}" "${bb[@]}" \
+    --file "$BASH_STATIC:/bin/bash:0755" \
     --text '/etc/passwd:0644:root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/sbin/nologin\nuser-defined-in-image:x:1000:1000:Linux User,,,:/home/user-defined-in-image:/bin/sh\n' \
     --text '/etc/group:0644:root:x:0:root\nnobody:x:65534:\nuser-defined-in-image:x:1000:\ngroup-defined-in-image:x:50000:user-defined-in-image\n' \
     --text '/etc/nsswitch.conf:0644:hosts: files dns\n' \
     --dir /tmp:1777 --dir /root:0700 --dir /home/user-defined-in-image:0755 \
     --expose 80 --expose 8080 --expose 8081 --expose 9376 --expose 5000 \
     --entrypoint '["/agnhost"]' --cmd '["pause"]'
+  layout_done "$BIN/agnhost.tar" "$AGNHOST_LAYOUT"
   image_done "$AGNHOST_IMAGE" "$BIN/agnhost.tar"
 fi
 

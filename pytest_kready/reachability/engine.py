@@ -223,20 +223,22 @@ class Engine:
     ``exec_client_factory`` makes a private ApiClient for each concurrent exec (see ``probe.Executor``);
     ``labels`` are stamped on everything the engine creates (the run's ownership labels); ``timeout`` is each
     probe's; ``max_parallel_execs`` bounds the source pods probing at once, ``tcp_parallel`` / ``agnhost_parallel``
-    the probes at once inside one pod (nc is cheap; every agnhost probe is a Go process start). With
+    the probes at once inside one pod (a TCP probe is a fork of bash, or an nc process: cheap; every agnhost probe
+    is a Go process start); ``bash=False`` keeps the sessions in the image's POSIX ``sh`` (nc per TCP probe). With
     ``keep_sessions`` (the default) a probe session stays open after an observation and serves the next observation
     of the same pod with the same probes (no exec setup); ``close()`` ends them."""
 
     def __init__(self, api, *, exec_client_factory: Callable[[], object], image: str = DEFAULT_IMAGE,
                  labels: Mapping[str, str] | None = None, timeout: float = DEFAULT_TIMEOUT,
                  max_parallel_execs: int = 16, tcp_parallel: int = TCP_PARALLEL,
-                 agnhost_parallel: int = AGNHOST_PARALLEL, keep_sessions: bool = True):
+                 agnhost_parallel: int = AGNHOST_PARALLEL, keep_sessions: bool = True, bash: bool = True):
         self.api = api
         self.image = image
         self.labels = dict(labels or {})
         self.timeout = float(timeout)
         self.max_parallel_execs = max_parallel_execs
         self.parallel = {"tcp_parallel": tcp_parallel, "agnhost_parallel": agnhost_parallel}
+        self.bash = bash
         self.executor = Executor(exec_client_factory, max_clients=max_parallel_execs)
         self.keep_sessions = keep_sessions
         self._sessions: dict[tuple, list[ProbeSession]] = {}
@@ -392,7 +394,7 @@ class Engine:
             if idle:
                 return idle.pop()
         return ProbeSession(self.executor, source.namespace, source.pod, probes, container=source.container,
-                            timeout=self.timeout, **self.parallel)
+                            timeout=self.timeout, bash=self.bash, **self.parallel)
 
     def _give_back(self, source: Source, session: ProbeSession) -> None:
         if not self.keep_sessions:

@@ -1,17 +1,21 @@
 """Probes: one exec per source pod, kept open, runs every probe of that source at once, round after round.
 
-The exec runs a small POSIX shell script (busybox ``sh`` in the agnhost image). It reads its probes from stdin
-once, then waits: each ``go`` line it receives starts a round — every probe at once: TCP probes as background jobs
-of the shell itself (a fork each, no new shell to start), the others through ``xargs -P`` — and it prints the
-round in one write: one line per probe, ``R <id> <exit status> <message>``, then ``END <round>``. End of stdin (the
-exec closed) ends it. So the second and later rounds of a matrix cost no exec setup at all, and nothing of the probe list travels
-in the exec URL. Per probe:
+The exec runs a small shell script: bash when the image has it (the upstream agnhost image does, and so does the
+one built here), else its POSIX ``sh`` (busybox). It reads its probes from stdin once, then waits: each ``go`` line
+it receives starts a round — every probe at once — and it prints the round in one write: one line per probe,
+``R <id> <exit status> <message>``, then ``END <round>``. End of stdin (the exec closed) ends it. So the second and
+later rounds of a matrix cost no exec setup at all, and nothing of the probe list travels in the exec URL. Per
+probe:
 
-* TCP: ``nc`` when the image has a usable one (``nc -z`` of netcat-openbsd, as in the upstream agnhost image;
-  ``nc -e true`` of busybox), else ``/agnhost connect``. ``nc`` costs a few milliseconds of CPU where starting
-  agnhost costs tens, which is what lets one pod probe dozens of targets in well under a second;
-* UDP: ``/agnhost connect --protocol=udp``: a datagram out, the server's answer back (a port with no answering
-  server reads as blocked);
+* TCP, under bash: a fork of the session's shell that opens ``/dev/tcp/<address>/<port>`` — no program is started,
+  which is what lets one pod probe dozens of targets in a few milliseconds. Its error message goes to a file of
+  its own (``/dev/shm``) and is read back by the same process; a watchdog of the round kills the probes still
+  connecting after the timeout (each then reads as ``timed out``). A host that is not an IP address, or a pod
+  where neither ``/dev/shm`` nor ``/tmp`` is writable, goes the POSIX way below;
+* TCP, POSIX ``sh``: ``nc`` when the image has a usable one (``nc -z`` of netcat-openbsd, as in the upstream
+  agnhost image; ``nc -e true`` of busybox), else ``/agnhost connect``, as background jobs of the shell;
+* UDP: ``/agnhost connect --protocol=udp`` through ``xargs -P``: a datagram out, the server's answer back (a port
+  with no answering server reads as blocked);
 * DNS: ``nslookup <service>.<namespace>.svc.<cluster domain>`` (the domain read from the pod's search path; a name
   ending in ``.`` is taken as is) against the pod's own nameserver — it fails at once when DNS traffic is rejected,
   where Go's resolver waits out its timeout. Without ``nslookup``: ``/agnhost connect NAME:443``, where the answer
@@ -31,7 +35,7 @@ import threading
 from collections.abc import Callable, Sequence
 
 KINDS = ("tcp", "udp", "dns")
-TCP_PARALLEL = 32  # nc processes at once in one pod (cheap)
+TCP_PARALLEL = 32  # TCP probes at once in one pod (forks of bash, or nc processes: cheap)
 AGNHOST_PARALLEL = 4  # agnhost processes at once in one pod (each a Go start: CPU-bound, ~10 MB)
 DNS_GRACE = 2  # seconds a name lookup may take beyond the connect timeout before it counts as unresolved
 
@@ -105,6 +109,33 @@ _TCP = r"""q() { set -f
   echo "R $1 $?" $o; }"""
 
 
+# the TCP probes of a round under bash (evaluated by bash only: POSIX sh cannot parse it). Each probe is a fork of
+# the session's shell (no exec) opening /dev/tcp, its error message in a file of its own ($W.<id>) read back by the
+# same process; every TCP_PARALLEL probes, a watchdog (`read -t` on a pipe nobody writes: no process started) kills
+# those still connecting after $T s, which then read as timed out. A host that is not an IP address goes to q (nc).
+_BASH = r"""coproc KREADY_SILENT { read -r _; }
+exec 9<&"${KREADY_SILENT[0]}"
+trap 'rm -f "$W".* 2>/dev/null' EXIT
+b() { local i k h p hp n=0; local -a ids=() pids=()
+  while read -r i k h p hp; do
+    if [[ $h == *:* || $h != *[!0-9.]* ]]; then
+      ( exec 2>"$W.$i" 3<>"/dev/tcp/$h/$p" && { echo "R $i 0"; exit 0; }; read -r m <"$W.$i"; echo "R $i 1 ${m#*: }" ) &
+      ids+=("$i"); pids+=($!); n=$((n+1))
+      if (( n % TP == 0 )); then bw; fi
+    else q "$i" "$k" "$h" "$p" "$hp" &
+    fi
+  done
+  bw; wait; }
+bw() { local x w; ((${#pids[@]})) || return 0
+  ( read -t "$T" -u 9 _; kill -9 "${pids[@]}" ) 2>/dev/null & w=$!
+  for x in "${!pids[@]}"; do wait "${pids[x]}" 2>/dev/null; (( $? > 128 )) && echo "R ${ids[x]} 124 timed out"; done
+  kill "$w" 2>/dev/null; wait "$w" 2>/dev/null; ids=(); pids=(); }"""
+
+# starts the session's script ($1) in bash when the image has one (and the caller allows it), else in this sh
+_LAUNCH = ('if [ "$2" = bash ] && command -v bash >/dev/null 2>&1; then exec bash -c "$1" kready-probe; fi; '
+           'exec sh -c "$1" kready-probe')
+
+
 def _header(timeout: float) -> list[str]:
     t = _seconds(timeout)
     return [
@@ -120,10 +151,22 @@ def _header(timeout: float) -> list[str]:
     ]
 
 
+def _bash_lines(tcp_parallel: int) -> list[str]:
+    """Under bash with a writable /dev/shm (or /tmp): the TCP probes through /dev/tcp (``B=1``); else nothing."""
+    return [
+        "B=; W=",
+        'if [ -n "$BASH_VERSION" ] && [ "${BASH_VERSINFO:-0}" -ge 4 ]; then',
+        "  for d in /dev/shm /tmp; do if { : >\"$d/kready-probe.$$.t\"; } 2>/dev/null; then W=$d/kready-probe.$$; break; fi; done",
+        f'  [ -n "$W" ] && {{ B=1; TP={int(tcp_parallel)}; eval {shlex.quote(_BASH)}; }}',
+        "fi",
+    ]
+
+
 def _round_lines(fast: str, slow: str, tcp_parallel: int, agnhost_parallel: int) -> list[str]:
     """One round: the TCP probes ``tcp_parallel`` at a time as jobs of this shell, the others through xargs."""
     n = int(tcp_parallel)
-    return [f'[ -n "{fast}" ] && {{ printf "%s" "{fast}" | {{ j=0; while read -r i k h p hp; do '
+    return [f'[ -n "{fast}" ] && [ -n "$B" ] && {{ printf "%s" "{fast}" | b & }}',
+            f'[ -n "{fast}" ] && [ -z "$B" ] && {{ printf "%s" "{fast}" | {{ j=0; while read -r i k h p hp; do '
             f'q "$i" "$k" "$h" "$p" "$hp" & j=$((j+1)); [ $((j % {n})) = 0 ] && wait; done; wait; }} & }}',
             f'[ -n "{slow}" ] && {{ printf "%s" "{slow}" | xargs -P {int(agnhost_parallel)} -n 5 sh -c "$P" & }}',
             "wait"]
@@ -131,8 +174,9 @@ def _round_lines(fast: str, slow: str, tcp_parallel: int, agnhost_parallel: int)
 
 def session_script(*, timeout: float = 2, tcp_parallel: int = TCP_PARALLEL,
                    agnhost_parallel: int = AGNHOST_PARALLEL) -> str:
-    """The script of a probe session: probe lines on stdin up to a line ``.``, then a round per ``go`` line."""
-    return "\n".join(_header(timeout) + [
+    """The script of a probe session: probe lines on stdin up to a line ``.``, then a round per ``go`` line (run it
+    with ``session_argv``: under bash, its TCP probes start no program)."""
+    return "\n".join(_header(timeout) + _bash_lines(tcp_parallel) + [
         "F=; S=; N=0",
         "while IFS= read -r l; do",
         '  [ "$l" = . ] && break',
@@ -148,9 +192,17 @@ def session_script(*, timeout: float = 2, tcp_parallel: int = TCP_PARALLEL,
         "  O=$(",
         *("    " + line for line in _round_lines("$F", "$S", tcp_parallel, agnhost_parallel)),
         "  )",
-        '  printf "%s\\nEND %s\\n" "$O" "$N"',
+        # one %s and no newline in the format: bash's printf writes a format's newlines one write() each
+        '  printf "%s" "$O',
+        'END $N',
+        '"',
         "done",
     ]) + "\n"
+
+
+def session_argv(script_text: str, *, bash: bool = True) -> list[str]:
+    """The exec's command for a session script: bash when ``bash`` and the image has it, else the image's sh."""
+    return ["sh", "-c", _LAUNCH, "kready-probe", script_text, "bash" if bash else "sh"]
 
 
 def probe_lines(probes: Sequence[Probe]) -> str:
@@ -160,10 +212,10 @@ def probe_lines(probes: Sequence[Probe]) -> str:
 
 def script(probes: Sequence[Probe], *, timeout: float = 2, tcp_parallel: int = TCP_PARALLEL,
            agnhost_parallel: int = AGNHOST_PARALLEL) -> str:
-    """A one-shot script probing ``probes`` once (no stdin needed); ends by printing ``DONE``."""
+    """A one-shot POSIX script probing ``probes`` once (no stdin needed); ends by printing ``DONE``."""
     fast = "".join(f"{i} {p.kind} {p.host} {p.port} {p.hostport}\n" for i, p in enumerate(probes) if p.kind == "tcp")
     slow = "".join(f"{i} {p.kind} {p.host} {p.port} {p.hostport}\n" for i, p in enumerate(probes) if p.kind != "tcp")
-    return "\n".join(_header(timeout) + [f"F={shlex.quote(fast)}", f"S={shlex.quote(slow)}"]
+    return "\n".join(_header(timeout) + ["B="] + [f"F={shlex.quote(fast)}", f"S={shlex.quote(slow)}"]
                      + _round_lines("$F", "$S", tcp_parallel, agnhost_parallel) + ["echo DONE"]) + "\n"
 
 
@@ -369,8 +421,9 @@ class ProbeSession:
 
     def __init__(self, executor: Executor, namespace: str, pod: str, probes: Sequence[Probe], *,
                  container: str | None = None, timeout: float = 2, tcp_parallel: int = TCP_PARALLEL,
-                 agnhost_parallel: int = AGNHOST_PARALLEL):
+                 agnhost_parallel: int = AGNHOST_PARALLEL, bash: bool = True):
         self.executor = executor
+        self.bash = bash
         self.namespace, self.pod, self.container = namespace, pod, container
         self.probes = list(probes)
         self.timeout = timeout
@@ -390,7 +443,8 @@ class ProbeSession:
     def _start(self) -> None:
         self.close()
         self._resp = self.executor.open(self.namespace, self.pod,
-                                        ["sh", "-c", session_script(timeout=self.timeout, **self.parallel)],
+                                        session_argv(session_script(timeout=self.timeout, **self.parallel),
+                                                     bash=self.bash),
                                         container=self.container)
         self.execs += 1
         self._n, self._out, self._err = 0, "", ""
@@ -413,8 +467,10 @@ class ProbeSession:
                 raise ExecError(f"the probes in {self.namespace}/{self.pod} gave no answer within "
                                 f"{exec_timeout(self.probes, timeout=self.timeout, **self.parallel):g}s")
             resp.update(timeout=min(left, 1.0))
-            self._out += resp.read_channel(1)
+            # stderr first: reading a channel that holds nothing takes in the frames that are waiting (update(0)),
+            # so stdout read first could leave the round's last line in the client's buffer for the next wait
             self._err += resp.read_channel(2)
+            self._out += resp.read_channel(1)
 
     def round(self) -> dict[int, Answer]:
         """Run every probe once; answers by index (``error`` answers, value None, when the exec failed)."""
