@@ -197,28 +197,22 @@ stale() {
 # a file added to the image rebuilds it even where every input is older than the tarball); layout_done records it
 layout_changed() { [ "$(cat "$1.layout" 2>/dev/null)" != "$2" ]; }
 layout_done() { printf '%s\n' "$2" >"$1.layout"; }
-need_busybox() {
-  if [ "$BUSYBOX" = /bin/busybox ] && ! dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'ok installed'; then
-    [ "$(id -u)" = 0 ] || die "Debian's busybox-static is needed: apt-get install busybox-static"
-    log "installing Debian's busybox-static"
-    apt-get install -y -qq busybox-static >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq busybox-static >/dev/null; }
+# need_static PATH PACKAGE DEFAULT: Debian's statically linked PACKAGE at PATH (installed, as root, when PATH is
+# the package's own DEFAULT and the package is missing)
+need_static() {
+  local path=$1 pkg=$2 default=$3
+  if [ "$path" = "$default" ] && ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed'; then
+    [ "$(id -u)" = 0 ] || die "Debian's $pkg is needed: apt-get install $pkg"
+    log "installing Debian's $pkg"
+    apt-get install -y -qq "$pkg" >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq "$pkg" >/dev/null; }
   fi
-  [ -x "$BUSYBOX" ] || die "$BUSYBOX is missing: apt-get install busybox-static"
-  if readelf -l "$BUSYBOX" 2>/dev/null | grep -q INTERP; then
-    die "$BUSYBOX is dynamically linked: apt-get install busybox-static (it replaces busybox)"
-  fi
-}
-need_bash_static() {
-  if [ "$BASH_STATIC" = /bin/bash-static ] && [ ! -x "$BASH_STATIC" ]; then
-    [ "$(id -u)" = 0 ] || die "Debian's bash-static is needed: apt-get install bash-static"
-    log "installing Debian's bash-static"
-    apt-get install -y -qq bash-static >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq bash-static >/dev/null; }
-  fi
-  [ -x "$BASH_STATIC" ] || die "$BASH_STATIC is missing: apt-get install bash-static"
-  if readelf -l "$BASH_STATIC" 2>/dev/null | grep -q INTERP; then
-    die "$BASH_STATIC is dynamically linked: apt-get install bash-static"
+  [ -x "$path" ] || die "$path is missing: apt-get install $pkg"
+  if readelf -l "$path" 2>/dev/null | grep -q INTERP; then
+    die "$path is dynamically linked: apt-get install $pkg (the static build)"
   fi
 }
+need_busybox() { need_static "$BUSYBOX" busybox-static /bin/busybox; }
+need_bash_static() { need_static "$BASH_STATIC" bash-static /bin/bash-static; }
 busybox_entries() {  # --file/--symlink arguments for busybox at /bin/busybox and its applets
   local a
   printf '%s\n' --file "$BUSYBOX:/bin/busybox:0755"
