@@ -163,7 +163,8 @@ def _bash_lines(tcp_parallel: int) -> list[str]:
 
 
 def _round_lines(fast: str, slow: str, tcp_parallel: int, agnhost_parallel: int) -> list[str]:
-    """One round: the TCP probes ``tcp_parallel`` at a time as jobs of this shell, the others through xargs."""
+    """One round: the TCP probes ``tcp_parallel`` at a time (under bash, ``b``: forks opening /dev/tcp; else jobs
+    of this shell running nc), the others through xargs."""
     n = int(tcp_parallel)
     return [f'[ -n "{fast}" ] && [ -n "$B" ] && {{ printf "%s" "{fast}" | b & }}',
             f'[ -n "{fast}" ] && [ -z "$B" ] && {{ printf "%s" "{fast}" | {{ j=0; while read -r i k h p hp; do '
